@@ -1,0 +1,109 @@
+"""A drop-in replacement for ``statsmodels.stats.multitest.multipletests``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from multitest._fdr import benjamini_hochberg, benjamini_yekutieli
+from multitest._fwer import bonferroni, hochberg, holm, holm_sidak, sidak
+from multitest._result import MultitestResult
+from multitest._validation import check_alpha
+
+__all__ = ["multipletests", "METHOD_ALIASES"]
+
+_PROCEDURES: dict[str, Callable[..., MultitestResult]] = {
+    "bonferroni": bonferroni,
+    "sidak": sidak,
+    "holm_sidak": holm_sidak,
+    "holm": holm,
+    "hochberg": hochberg,
+    "benjamini_hochberg": benjamini_hochberg,
+    "benjamini_yekutieli": benjamini_yekutieli,
+}
+
+#: statsmodels' method names (lower case) -> our procedure names.
+METHOD_ALIASES: dict[str, str] = {
+    **dict.fromkeys(["b", "bonf", "bonferroni"], "bonferroni"),
+    **dict.fromkeys(["s", "sidak"], "sidak"),
+    **dict.fromkeys(["hs", "holm-sidak"], "holm_sidak"),
+    **dict.fromkeys(["h", "holm"], "holm"),
+    **dict.fromkeys(["sh", "simes-hochberg"], "hochberg"),
+    **dict.fromkeys(["fdr_bh", "fdr_i", "fdr_p", "fdri", "fdrp"], "benjamini_hochberg"),
+    **dict.fromkeys(["fdr_by", "fdr_n", "fdr_c", "fdrn", "fdrcorr"], "benjamini_yekutieli"),
+}
+
+
+def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int = 1,
+                  is_sorted: bool = False, returnsorted: bool = False):
+    """statsmodels-compatible multiple-testing adapter.
+
+    Accepts statsmodels' method names and returns its 4-tuple, but dispatches to
+    this package's exact, validated procedures (it is a lookup table, not an
+    implementation).
+
+    Parameters
+    ----------
+    pvals : array_like
+        p-values, any shape (statsmodels accepts 1-D only; here the outputs keep
+        the input's shape).
+    alpha : float, default 0.05
+        Level, in (0, 1).
+    method : str, default 'hs'
+        A statsmodels method name, e.g. ``'bonferroni'``, ``'sidak'``, ``'hs'``,
+        ``'holm'``, ``'simes-hochberg'``, ``'hommel'``, ``'fdr_bh'``, ``'fdr_by'``,
+        ``'fdr_tsbh'``, ``'fdr_tsbky'`` (see :data:`METHOD_ALIASES`).
+    maxiter : int, default 1
+        Passed to the two-stage FDR procedures only.
+    is_sorted : bool, default False
+        Accepted for compatibility; the procedures here never need sorted input.
+    returnsorted : bool, default False
+        If True, return the results in ascending p-value order (flattened).
+
+    Returns
+    -------
+    reject : numpy.ndarray of bool
+    pvals_corrected : numpy.ndarray
+        Adjusted p-values; ``reject == (pvals_corrected <= alpha)`` holds exactly
+        (statsmodels can disagree at rounding boundaries).
+    alphacSidak : float
+        ``1 - (1 - alpha)^(1/N)`` (NaN for empty input).
+    alphacBonf : float
+        ``alpha / N`` (NaN for empty input).
+
+    Raises
+    ------
+    ValueError
+        For an unknown `method`, invalid p-values or `alpha` (statsmodels
+        validates neither).
+
+    Examples
+    --------
+    >>> from multitest import multipletests
+    >>> reject, adjusted, _, _ = multipletests([0.01, 0.04, 0.03, 0.005], 0.05, method="holm")
+    >>> reject
+    array([ True, False, False,  True])
+    """
+    key = method.lower() if isinstance(method, str) else method
+    name = METHOD_ALIASES.get(key)
+    if name is None:
+        choices = ", ".join(sorted(METHOD_ALIASES))
+        raise ValueError(f"`method` must be one of {choices}; got {method!r}.")
+    procedure = _PROCEDURES[name]
+    kwargs = {"maxiter": maxiter} if name.startswith("two_stage") or name.startswith(
+        "benjamini_krieger") else {}
+    res = procedure(pvals, alpha, **kwargs)
+    reject, adjusted = res.reject, res.pvalues_adjusted
+    ntests = reject.size
+    alpha = check_alpha(alpha)
+    if ntests:
+        alphac_sidak = 1 - np.power((1.0 - alpha), 1.0 / ntests)
+        alphac_bonf = alpha / float(ntests)
+    else:
+        alphac_sidak = alphac_bonf = np.nan
+    if returnsorted:
+        flat_p = np.asarray(pvals, dtype=np.float64).reshape(-1)
+        order = np.argsort(flat_p)
+        reject, adjusted = reject.reshape(-1)[order], adjusted.reshape(-1)[order]
+    return reject, adjusted, alphac_sidak, alphac_bonf

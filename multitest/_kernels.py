@@ -1,0 +1,319 @@
+"""numba kernels of the multitest package (no validation here: see the wrappers)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit("Tuple((boolean, float64, float64))(float64[::1])", cache=True)
+def unit_interval_summary(p):
+    """One pass: (any NaN, min, max) of ``p``."""
+    lo = np.inf
+    hi = -np.inf
+    for i in range(p.shape[0]):
+        v = p[i]
+        if v != v:
+            return True, lo, hi
+        if v < lo:
+            lo = v
+        if v > hi:
+            hi = v
+    return False, lo, hi
+
+
+# ---------------------------------------------------------------------------
+# Critical values of the step procedures.
+#
+# Every procedure here compares the j-th smallest p-value (j = 1..N) with a
+# critical value c_j(alpha) that is nondecreasing in j and in alpha. The float
+# expressions below are exactly those of statsmodels' ``multipletests`` where
+# statsmodels has the procedure, so decisions agree bit for bit.
+# ---------------------------------------------------------------------------
+BONFERRONI = 0  # k * alpha / N                      (generalised Bonferroni; k=1: Bonferroni)
+STEPDOWN_K = 1  # k * alpha / (N + k - max(j, k))     (Lehmann-Romano; k=1: Holm, Hochberg)
+SIDAK = 2  # 1 - (1 - alpha) ** (1 / N)
+HOLM_SIDAK = 3  # 1 - (1 - alpha) ** (1 / (N - j + 1))
+BH = 4  # (j / N) * alpha
+BY = 5  # ((j / N) / c_N) * alpha,  c_N = sum_{i<=N} 1/i
+
+
+@njit("float64(int64, int64, int64, float64, int64, float64)", cache=True, error_model="numpy")
+def crit(code, j, N, alpha, k, extra):
+    """Critical value c_j(alpha) of procedure ``code`` (j is the 1-based rank)."""
+    if code == BONFERRONI:
+        return (k * alpha) / N
+    if code == STEPDOWN_K:
+        return (k * alpha) / (N + k - max(j, k))
+    if code == SIDAK:
+        return -np.expm1(np.log1p(-alpha) / N)
+    if code == HOLM_SIDAK:
+        return -np.expm1(np.log1p(-alpha) / (N - j + 1))
+    if code == BH:
+        return (j / N) * alpha
+    # BY
+    return ((j / N) / extra) * alpha
+
+
+@njit("float64(int64, int64, int64, int64, float64, float64)", cache=True, error_model="numpy")
+def _alpha_estimate(code, j, N, k, extra, p):
+    """Closed-form inverse of ``crit`` in alpha (accurate to a few ulps)."""
+    if code == BONFERRONI:
+        return p * N / k
+    if code == STEPDOWN_K:
+        return p * (N + k - max(j, k)) / k
+    if code == SIDAK:
+        return -np.expm1(N * np.log1p(-p))
+    if code == HOLM_SIDAK:
+        return -np.expm1((N - j + 1) * np.log1p(-p))
+    if code == BH:
+        return p * N / j
+    return p * N * extra / j
+
+
+@njit("float64(int64, int64, int64, int64, float64, float64, float64[::1], int64[::1])",
+      cache=True, error_model="numpy")
+def smallest_alpha(code, j, N, k, extra, p, fbuf, ibuf):
+    """Smallest double ``a`` in [0, 1] with ``p <= crit(code, j, N, a)``, or 1.0 if none.
+
+    ``crit`` is nondecreasing in alpha, so the set of levels at which the
+    comparison succeeds is an up-set and its minimum is well defined. The search
+    starts at the closed-form estimate, gallops in units of the last place and
+    finishes by bisection on the bit patterns (positive doubles sort like their
+    int64 bit patterns). ``fbuf``/``ibuf`` are a 1-element float64 array and its
+    int64 view, used for the bit casts.
+    """
+    if p <= 0.0:
+        return 0.0
+    if crit(code, j, N, 1.0, k, extra) < p:
+        return 1.0
+    est = _alpha_estimate(code, j, N, k, extra, p)
+    if not (est > 0.0):
+        est = 5e-324
+    if est > 1.0:
+        est = 1.0
+    fbuf[0] = est
+    bits = ibuf[0]
+    if crit(code, j, N, est, k, extra) >= p:
+        hi = bits
+        step = 1
+        lo = 0  # the bit pattern of 0.0; crit(0) = 0 < p
+        while True:
+            cand = hi - step
+            if cand <= 0:
+                break
+            ibuf[0] = cand
+            if crit(code, j, N, fbuf[0], k, extra) >= p:
+                hi = cand
+                step *= 2
+            else:
+                lo = cand
+                break
+    else:
+        lo = bits
+        fbuf[0] = 1.0
+        one = ibuf[0]
+        hi = one
+        step = 1
+        while True:
+            cand = lo + step
+            if cand >= one:
+                break
+            ibuf[0] = cand
+            if crit(code, j, N, fbuf[0], k, extra) >= p:
+                hi = cand
+                break
+            lo = cand
+            step *= 2
+    while hi - lo > 1:
+        mid = lo + (hi - lo) // 2
+        ibuf[0] = mid
+        if crit(code, j, N, fbuf[0], k, extra) >= p:
+            hi = mid
+        else:
+            lo = mid
+    ibuf[0] = hi
+    return fbuf[0]
+
+
+@njit("int64(int64, int64, float64, int64, float64, float64)", cache=True, error_model="numpy")
+def first_rank(code, N, alpha, k, extra, p):
+    """Smallest rank j in 1..N with ``p <= c_j(alpha)``; N + 1 if there is none.
+
+    The closed-form inverse of the critical-value formula gives a guess, which is
+    then corrected against the exact float comparisons, so the answer is the one a
+    sort-based implementation comparing ``p_(j) <= c_j`` would use.
+    """
+    if p <= 0.0:
+        return 1
+    if code == BONFERRONI or code == SIDAK:
+        return 1 if p <= crit(code, 1, N, alpha, k, extra) else N + 1
+    if code == STEPDOWN_K:
+        kk = min(k, N)
+        if p <= crit(code, kk, N, alpha, k, extra):
+            return 1  # c_1 = ... = c_k form a plateau
+        g = N + k - (k * alpha) / p
+    elif code == HOLM_SIDAK:
+        g = N + 1.0 - np.log1p(-alpha) / np.log1p(-p) if p < 1.0 else N + 1.0
+    elif code == BH:
+        g = N * p / alpha
+    else:
+        g = N * p * extra / alpha
+    if not (g > 1.0):
+        j = 1
+    elif g >= N + 1.0:
+        j = N + 1
+    else:
+        j = int(np.ceil(g))
+    while j <= N and p > crit(code, j, N, alpha, k, extra):
+        j += 1
+    while j > 1 and p <= crit(code, j - 1, N, alpha, k, extra):
+        j -= 1
+    return j
+
+
+@njit(cache=True, error_model="numpy")
+def _num_rejected_from_hist(hist, N, step_up):
+    """R from H(j) = #{i : J_i <= j}: step-down stops at the first j with H(j) < j,
+    step-up takes the largest j with H(j) >= j."""
+    cum = 0
+    R = 0
+    for j in range(1, N + 1):
+        cum += hist[j]
+        if cum >= j:
+            R = j
+        elif not step_up:
+            break
+    return R
+
+
+@njit("boolean[::1](float64[::1], int64, float64, int64, float64, boolean)",
+      cache=True, error_model="numpy")
+def step_reject(p, code, alpha, k, extra, step_up):
+    """Decisions of a step-down / step-up procedure in O(N), without sorting.
+
+    For each p-value J_i = first_rank(p_i) is the smallest rank at which it would
+    pass. Sorted ascending, the p-values have nondecreasing J, and the j-th smallest
+    passes iff J_(j) <= j iff H(j) >= j. Ties never straddle the cut (the critical
+    values are nondecreasing), so the rejected set is {i : J_i <= R}.
+    """
+    N = p.shape[0]
+    J = np.empty(N, dtype=np.int32)
+    hist = np.zeros(N + 2, dtype=np.int64)
+    for i in range(N):
+        ji = first_rank(code, N, alpha, k, extra, p[i])
+        J[i] = ji
+        hist[ji] += 1
+    R = _num_rejected_from_hist(hist, N, step_up)
+    out = np.empty(N, dtype=np.bool_)
+    for i in range(N):
+        out[i] = J[i] <= R
+    return out
+
+
+@njit("float64[::1](float64[::1], int64, int64, float64, boolean)", cache=True,
+      error_model="numpy")
+def step_adjusted_sorted(ps, code, k, extra, step_up):
+    """Adjusted p-values of sorted p-values: the smallest level rejecting each one.
+
+    Step-down: a_(j) = max_{i<=j} alpha_i (cumulative max); step-up: the
+    cumulative min from the right, with alpha_i the smallest level at which
+    ``p_(i) <= c_i`` holds.
+    """
+    N = ps.shape[0]
+    out = np.empty(N, dtype=np.float64)
+    fbuf = np.empty(1, dtype=np.float64)
+    ibuf = fbuf.view(np.int64)
+    for i in range(N):
+        out[i] = smallest_alpha(code, i + 1, N, k, extra, ps[i], fbuf, ibuf)
+    if step_up:
+        for i in range(N - 2, -1, -1):
+            if out[i + 1] < out[i]:
+                out[i] = out[i + 1]
+    else:
+        for i in range(1, N):
+            if out[i - 1] > out[i]:
+                out[i] = out[i - 1]
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Counts: binomial p-values are a monotone function of the count, so a histogram
+# over 0..n replaces the sort.
+# ---------------------------------------------------------------------------
+@njit(cache=True)
+def count_histogram(counts, n):
+    """(histogram over 0..n, index of the first count outside [0, n] or -1)."""
+    hist = np.zeros(n + 1, dtype=np.int64)
+    for i in range(counts.shape[0]):
+        c = counts[i]
+        if c < 0 or c > n:
+            return hist, i
+        hist[c] += 1
+    return hist, -1
+
+
+@njit("int64(int64[::1], float64[::1], int64, float64, int64, float64, boolean)",
+      cache=True, error_model="numpy")
+def counts_threshold(hist, table, code, alpha, k, extra, step_up):
+    """Smallest certified count: reject iff count >= threshold (n + 1: none).
+
+    ``table[c]`` is the p-value of count c (nonincreasing in c). Walking the counts
+    from n down visits the p-values in ascending order, one block of equal counts
+    (= equal p-values) at a time; ties never straddle the cut, so the procedure
+    only needs to be checked at block boundaries.
+    """
+    n = hist.shape[0] - 1
+    N = 0
+    for c in range(n + 1):
+        N += hist[c]
+    r = 0
+    thr = n + 1
+    for c in range(n, -1, -1):
+        h = hist[c]
+        if h == 0:
+            continue
+        if step_up:
+            if table[c] <= crit(code, r + h, N, alpha, k, extra):
+                thr = c
+        else:
+            if table[c] <= crit(code, r + 1, N, alpha, k, extra):
+                thr = c
+            else:
+                break
+        r += h
+    return thr
+
+
+@njit(cache=True)
+def presence(counts, n):
+    """Boolean mask over 0..n of the count values that occur (no range check)."""
+    seen = np.zeros(n + 1, dtype=np.bool_)
+    for i in range(counts.shape[0]):
+        seen[counts[i]] = True
+    return seen
+
+
+@njit("float64[::1](float64[::1], int64, int64, float64)", cache=True, error_model="numpy")
+def single_step_adjusted(p, code, k, extra):
+    """Adjusted p-values of a single-step procedure (no sort needed)."""
+    N = p.shape[0]
+    out = np.empty(N, dtype=np.float64)
+    fbuf = np.empty(1, dtype=np.float64)
+    ibuf = fbuf.view(np.int64)
+    for i in range(N):
+        out[i] = smallest_alpha(code, 1, N, k, extra, p[i], fbuf, ibuf)
+    return out
+
+
+@njit(cache=True)
+def count_histogram_copy(counts, n, out):
+    """Histogram over 0..n and a compact copy into ``out``; returns (hist, first bad index)."""
+    hist = np.zeros(n + 1, dtype=np.int64)
+    for i in range(counts.shape[0]):
+        c = counts[i]
+        if c < 0 or c > n:
+            return hist, i
+        hist[c] += 1
+        out[i] = c
+    return hist, -1

@@ -1,0 +1,36 @@
+"""The shared pipeline of the step procedures: validate, decide in O(N), adjust lazily."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from multitest import _kernels as K
+from multitest._result import MultitestResult
+from multitest._validation import as_pvalues, check_alpha
+
+__all__ = ["run_step_procedure"]
+
+
+def run_step_procedure(pvals, alpha, *, code: int, method: str, k: int = 1,
+                       extra: float = 0.0, step_up: bool = False,
+                       single_step: bool = False) -> MultitestResult:
+    """Validate, compute the decisions without sorting, attach lazy adjusted p-values."""
+    arr = pvals
+    flat, shape = as_pvalues(pvals)
+    alpha = check_alpha(alpha)
+    if flat.size == 0:
+        empty = np.zeros(shape, dtype=bool)
+        return MultitestResult(empty, alpha, method, k, lambda: np.zeros(shape))
+    reject = K.step_reject(flat, code, alpha, k, extra, step_up).reshape(shape)
+    if np.may_share_memory(flat, np.asarray(arr)):
+        flat = flat.copy()  # the adjusted p-values are computed later: own the data
+
+    def adjust() -> np.ndarray:
+        if single_step:
+            return K.single_step_adjusted(flat, code, k, extra).reshape(shape)
+        order = np.argsort(flat)
+        out = np.empty_like(flat)
+        out[order] = K.step_adjusted_sorted(flat[order], code, k, extra, step_up)
+        return out.reshape(shape)
+
+    return MultitestResult(reject, alpha, method, k, adjust)

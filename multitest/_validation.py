@@ -1,0 +1,67 @@
+"""Input validation shared by the public multitest functions.
+
+Every public function converts its inputs here before any numba kernel runs, so the
+kernels can assume contiguous float64 / int64 arrays with valid values.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from multitest._kernels import unit_interval_summary
+
+__all__ = ["as_pvalues", "check_alpha", "check_k", "check_probability"]
+
+
+def as_pvalues(pvals, name: str = "pvals") -> tuple[np.ndarray, tuple[int, ...]]:
+    """Return ``(flat float64 contiguous copy-or-view, original shape)``.
+
+    Raises ``TypeError`` for non-real dtypes and ``ValueError`` for NaN or values
+    outside [0, 1].
+    """
+    arr = np.asarray(pvals)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(
+            f"`{name}` must be an array of real numbers; got dtype {arr.dtype}."
+        )
+    shape = arr.shape
+    flat = np.ascontiguousarray(arr, dtype=np.float64).reshape(-1)
+    if flat.size:
+        has_nan, lo, hi = unit_interval_summary(flat)
+        if has_nan:
+            raise ValueError(f"`{name}` contains NaN; p-values must lie in [0, 1].")
+        if lo < 0.0 or hi > 1.0:
+            bad = lo if lo < 0.0 else hi
+            raise ValueError(f"`{name}` must lie in [0, 1]; got a value of {bad!r}.")
+    return flat, shape
+
+
+def check_probability(value, name: str, *, low: float = 0.0, high: float = 1.0,
+                      closed_low: bool = False, closed_high: bool = False) -> float:
+    """Validate a real scalar in an interval and return it as ``float``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number; got {type(value).__name__}.")
+    v = float(value)
+    ok_low = v >= low if closed_low else v > low
+    ok_high = v <= high if closed_high else v < high
+    if not (ok_low and ok_high and np.isfinite(v)):
+        lb = "[" if closed_low else "("
+        rb = "]" if closed_high else ")"
+        raise ValueError(f"`{name}` must lie in {lb}{low:g}, {high:g}{rb}; got {value!r}.")
+    return v
+
+
+def check_alpha(alpha) -> float:
+    """`alpha` must be a real number in the open interval (0, 1)."""
+    return check_probability(alpha, "alpha")
+
+
+def check_k(k, *, name: str = "k") -> int:
+    """`k` must be an integer >= 1 (a float with an integral value is refused too)."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer >= 1; got {k!r} ({type(k).__name__}).")
+    if k < 1:
+        raise ValueError(f"`{name}` must be an integer >= 1; got {k!r}.")
+    return int(k)

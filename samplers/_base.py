@@ -1,0 +1,165 @@
+"""The abstract noise-sampler interface shared by every smoothing distribution.
+
+Besides :class:`Sampler` this module holds the small validation helpers that every
+concrete sampler runs before it touches the random-number generator, so that the
+samplers themselves read as "validate, draw, add".
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from abc import ABC, abstractmethod
+from statistics import NormalDist
+from typing import ClassVar
+
+import torch
+
+__all__ = ["Sampler"]
+
+_STANDARD_NORMAL = NormalDist()
+
+
+class Sampler(ABC):
+    """A smoothing distribution: how to perturb inputs and what radius a threshold buys.
+
+    A sampler is the SAMPLE step of SEGCERTIFY (Algorithm 2 of [1]_) together with
+    the radius of the theorem that belongs to its noise distribution (§5.2 of [1]_).
+
+    Subclasses implement
+
+    * :meth:`perturb` -- return ``x`` with one *fresh, independent* perturbation per
+      batch element (dimension 0), drawn on ``x.device`` in ``x.dtype``, from the
+      optional ``generator``;
+    * :meth:`radius` -- the certified radius of every component whose top-class
+      probability under the noise exceeds the threshold ``tau`` in [1/2, 1);
+    * :attr:`threat_model` -- one phrase naming the set the radius is measured in
+      (a norm ball in input space or in a transformation's parameter space).
+
+    The class attribute :attr:`sound` is ``False`` for heuristics whose radius is
+    *not* a proven statement about the adversary named in :attr:`threat_model`;
+    reports should then say so (:meth:`describe` does).
+
+    References
+    ----------
+    .. [1] M. Fischer, M. Baader, M. Vechev, "Scalable Certified Segmentation via
+       Randomized Smoothing", ICML 2021.
+    """
+
+    #: Whether :meth:`radius` is a proven certificate (``False`` for heuristics).
+    sound: ClassVar[bool] = True
+
+    @property
+    @abstractmethod
+    def threat_model(self) -> str:
+        """The set the radius is measured in, e.g. ``"l2 ball in input space"``."""
+
+    @abstractmethod
+    def perturb(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Return a perturbed copy of the batch ``x`` (fresh noise for every element)."""
+
+    @abstractmethod
+    def radius(self, tau: float) -> float:
+        """Certified radius for the threshold ``tau`` in [1/2, 1)."""
+
+    def describe(self) -> str:
+        """One line for reports: the distribution, its parameters and threat model.
+
+        Heuristic samplers (``sound = False``) are flagged at the start of the line.
+        """
+        line = f"{self!r}: {self.threat_model}"
+        if not self.sound:
+            line = "[HEURISTIC: the radius is not a proven certificate] " + line
+        return line
+
+
+# ---------------------------------------------------------------------------
+# Validation helpers (private; shared by the concrete samplers).
+# ---------------------------------------------------------------------------
+
+
+def _check_positive(value: object, name: str) -> float:
+    """Return ``value`` as a finite, strictly positive ``float``.
+
+    Raises ``TypeError`` for non-real values (booleans included) and ``ValueError``
+    for values that are <= 0, infinite or NaN.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number; got {type(value).__name__}.")
+    v = float(value)
+    if not (math.isfinite(v) and v > 0.0):
+        raise ValueError(f"`{name}` must be finite and > 0; got {value!r}.")
+    return v
+
+
+def _check_tau(tau: object) -> float:
+    """Return ``tau`` as a ``float`` in [1/2, 1) or raise."""
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
+        raise TypeError(f"`tau` must be a real number; got {type(tau).__name__}.")
+    t = float(tau)
+    if not 0.5 <= t < 1.0:  # also refuses NaN
+        raise ValueError(f"`tau` must lie in [1/2, 1); got {tau!r}.")
+    return t
+
+
+def _normal_ppf(tau: float) -> float:
+    """Standard normal quantile Phi^-1(tau)."""
+    return _STANDARD_NORMAL.inv_cdf(tau)
+
+
+def _check_input(x: object, name: str = "x") -> torch.Tensor:
+    """``x`` must be a floating-point tensor with a batch dimension."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor; got {type(x).__name__}.")
+    if not torch.is_floating_point(x):
+        raise TypeError(f"`{name}` must be a floating-point tensor; got dtype {x.dtype}.")
+    if x.ndim < 1:
+        raise ValueError(
+            f"`{name}` must have a leading batch dimension; got a 0-d tensor."
+        )
+    return x
+
+
+def _check_point_cloud(x: torch.Tensor, name: str = "x") -> None:
+    """``x`` must be a point-cloud batch of shape (B, N, 3) or (B, N, 6)."""
+    if x.ndim != 3 or x.shape[-1] not in (3, 6):
+        raise ValueError(
+            f"`{name}` must be a point-cloud batch of shape (B, N, 3) or (B, N, 6) "
+            f"(positions, then normals); got shape {tuple(x.shape)}."
+        )
+
+
+def _check_generator(generator: object, x: torch.Tensor) -> torch.Generator | None:
+    """``generator`` must be ``None`` or a ``torch.Generator`` on ``x``'s device."""
+    if generator is None:
+        return None
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"`generator` must be a torch.Generator or None; got {type(generator).__name__}."
+        )
+    g, d = generator.device, x.device
+    if g.type != d.type or (g.index is not None and d.index is not None and g.index != d.index):
+        raise ValueError(
+            f"`generator` lives on device {g} but `x` is on {d}; noise is drawn on the "
+            f"input's device, so pass torch.Generator(device=x.device)."
+        )
+    return generator
+
+
+def _add_noise(x: torch.Tensor, noise: torch.Tensor, *, point_cloud: bool) -> torch.Tensor:
+    """Add ``noise`` to all of ``x``, or to the positions ``x[..., :3]`` of a point cloud.
+
+    Out of place, so gradients still flow to ``x`` (attacks may differentiate through
+    a perturbation).
+    """
+    if not point_cloud:
+        return x + noise
+    return torch.cat((x[..., :3] + noise, x[..., 3:]), dim=-1)
+
+
+def _noise_shape(x: torch.Tensor, *, point_cloud: bool) -> tuple[int, ...]:
+    """Shape of the noise tensor: all of ``x``, or the (B, N, 3) positions."""
+    if point_cloud:
+        _check_point_cloud(x)
+        return (*x.shape[:-1], 3)
+    return tuple(x.shape)
