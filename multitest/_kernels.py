@@ -38,7 +38,7 @@ BH = 4  # (j / N) * alpha
 BY = 5  # ((j / N) / c_N) * alpha,  c_N = sum_{i<=N} 1/i
 
 
-@njit("float64(int64, int64, int64, float64, int64, float64)", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def crit(code, j, N, alpha, k, extra):
     """Critical value c_j(alpha) of procedure ``code`` (j is the 1-based rank)."""
     if code == BONFERRONI:
@@ -55,7 +55,7 @@ def crit(code, j, N, alpha, k, extra):
     return ((j / N) / extra) * alpha
 
 
-@njit("float64(int64, int64, int64, int64, float64, float64)", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _alpha_estimate(code, j, N, k, extra, p):
     """Closed-form inverse of ``crit`` in alpha (accurate to a few ulps)."""
     if code == BONFERRONI:
@@ -71,17 +71,14 @@ def _alpha_estimate(code, j, N, k, extra, p):
     return p * N * extra / j
 
 
-@njit("float64(int64, int64, int64, int64, float64, float64, float64[::1], int64[::1])",
-      cache=True, error_model="numpy")
-def smallest_alpha(code, j, N, k, extra, p, fbuf, ibuf):
+@njit(cache=True, error_model="numpy", inline="always")
+def smallest_alpha(code, j, N, k, extra, p):
     """Smallest double ``a`` in [0, 1] with ``p <= crit(code, j, N, a)``, or 1.0 if none.
 
     ``crit`` is nondecreasing in alpha, so the set of levels at which the
-    comparison succeeds is an up-set and its minimum is well defined. The search
-    starts at the closed-form estimate, gallops in units of the last place and
-    finishes by bisection on the bit patterns (positive doubles sort like their
-    int64 bit patterns). ``fbuf``/``ibuf`` are a 1-element float64 array and its
-    int64 view, used for the bit casts.
+    comparison succeeds is an up-set and its minimum is well defined. The
+    closed-form estimate is almost always the answer or one ulp from it; otherwise
+    :func:`_smallest_alpha_search` settles it.
     """
     if p <= 0.0:
         return 0.0
@@ -92,6 +89,23 @@ def smallest_alpha(code, j, N, k, extra, p, fbuf, ibuf):
         est = 5e-324
     if est > 1.0:
         est = 1.0
+    if crit(code, j, N, est, k, extra) >= p:
+        if crit(code, j, N, np.nextafter(est, 0.0), k, extra) < p:
+            return est
+    else:
+        above = np.nextafter(est, 2.0)
+        if crit(code, j, N, above, k, extra) >= p:
+            return above
+    return _smallest_alpha_search(code, j, N, k, extra, p, est)
+
+
+@njit("float64(int64, int64, int64, int64, float64, float64, float64)", cache=True,
+      error_model="numpy")
+def _smallest_alpha_search(code, j, N, k, extra, p, est):
+    """Gallop from ``est`` in units of the last place, then bisect on the bit patterns
+    (positive doubles sort like their int64 bit patterns)."""
+    fbuf = np.empty(1, dtype=np.float64)
+    ibuf = fbuf.view(np.int64)
     fbuf[0] = est
     bits = ibuf[0]
     if crit(code, j, N, est, k, extra) >= p:
@@ -136,35 +150,51 @@ def smallest_alpha(code, j, N, k, extra, p, fbuf, ibuf):
     return fbuf[0]
 
 
-@njit("int64(int64, int64, float64, int64, float64, float64)", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
+def _rank_estimate(code, N, alpha, k, extra, p):
+    """g with ``p <= c_j  <=>  j >= g`` in exact arithmetic (step procedures only)."""
+    if code == STEPDOWN_K:
+        return N + k - (k * alpha) / p
+    if code == HOLM_SIDAK:
+        return N + 1.0 - np.log1p(-alpha) / np.log1p(-p) if p < 1.0 else N + 1.0
+    if code == BH:
+        return N * p / alpha
+    return N * p * extra / alpha
+
+
+@njit(cache=True, error_model="numpy")
 def first_rank(code, N, alpha, k, extra, p):
     """Smallest rank j in 1..N with ``p <= c_j(alpha)``; N + 1 if there is none.
 
-    The closed-form inverse of the critical-value formula gives a guess, which is
-    then corrected against the exact float comparisons, so the answer is the one a
-    sort-based implementation comparing ``p_(j) <= c_j`` would use.
+    In exact arithmetic the answer is ``ceil(g)`` for a closed-form ``g`` (for Holm,
+    ``p <= alpha / (N - j + 1)`` iff ``j >= N + 1 - alpha / p``). Where the float
+    ``g`` is within a wide margin (1e-9 (N + k + 1), many orders of magnitude above
+    its rounding error) of an integer, the rank is settled by the exact float
+    comparisons ``p <= c_j`` a sort-based implementation would make; elsewhere
+    ``ceil(g)`` is provably the same answer. Either way the result is exact.
     """
     if p <= 0.0:
         return 1
     if code == BONFERRONI or code == SIDAK:
         return 1 if p <= crit(code, 1, N, alpha, k, extra) else N + 1
+    low = 1.0
     if code == STEPDOWN_K:
-        kk = min(k, N)
-        if p <= crit(code, kk, N, alpha, k, extra):
-            return 1  # c_1 = ... = c_k form a plateau
-        g = N + k - (k * alpha) / p
-    elif code == HOLM_SIDAK:
-        g = N + 1.0 - np.log1p(-alpha) / np.log1p(-p) if p < 1.0 else N + 1.0
-    elif code == BH:
-        g = N * p / alpha
-    else:
-        g = N * p * extra / alpha
-    if not (g > 1.0):
-        j = 1
-    elif g >= N + 1.0:
-        j = N + 1
-    else:
-        j = int(np.ceil(g))
+        if k >= N:  # every critical value is k alpha / N
+            return 1 if p <= crit(code, 1, N, alpha, k, extra) else N + 1
+        low = k  # c_1 = ... = c_k: a plateau, J = 1 iff p passes at rank k
+    g = _rank_estimate(code, N, alpha, k, extra, p)
+    margin = 1e-9 * (N + k + 1.0)
+    if g <= low - margin:
+        return 1
+    if g > N + 1.0 + margin:
+        return N + 1
+    c = np.ceil(g)
+    if c - g > margin and g - (c - 1.0) > margin and c > low + margin:
+        return int(min(c, N + 1.0))
+    # near an integer: settle with the exact float comparisons
+    if code == STEPDOWN_K and p <= crit(code, k, N, alpha, k, extra):
+        return 1
+    j = int(min(max(c, 1.0), N + 1.0))
     while j <= N and p > crit(code, j, N, alpha, k, extra):
         j += 1
     while j > 1 and p <= crit(code, j - 1, N, alpha, k, extra):
@@ -187,28 +217,89 @@ def _num_rejected_from_hist(hist, N, step_up):
     return R
 
 
-@njit("boolean[::1](float64[::1], int64, float64, int64, float64, boolean)",
+_WHERE_MASK = 8191  # the first 8192 suspect positions are remembered
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _estimated_rank(code, N, alpha, k, extra, x, margin):
+    """(rank from the closed form, whether it might differ from the exact first rank).
+
+    J = ceil(g) clamped to [1, N + 1] (and 1 on Lehmann-Romano's plateau g <= k)
+    changes value only where g crosses an integer m in [low, N]; a p-value whose g
+    lies within `margin` of such an integer is a suspect.
+    """
+    g = _rank_estimate(code, N, alpha, k, extra, x)
+    c = min(max(np.ceil(g), 1.0), N + 1.0)
+    low = float(k) if code == STEPDOWN_K else 1.0
+    c = c if c > low else 1.0  # ranks 1..k of Lehmann-Romano share one critical value
+    m = np.rint(g)
+    suspect = (np.abs(g - m) <= margin) & (m >= low) & (m <= N)
+    return c, suspect
+
+
+@njit("Tuple((int64, int64))(float64[::1], int64, float64, int64, float64, boolean)",
       cache=True, error_model="numpy")
-def step_reject(p, code, alpha, k, extra, step_up):
-    """Decisions of a step-down / step-up procedure in O(N), without sorting.
+def step_num_rejected(p, code, alpha, k, extra, step_up):
+    """Number R of rejections of a step-down / step-up procedure, in O(N), no sort.
 
     For each p-value J_i = first_rank(p_i) is the smallest rank at which it would
     pass. Sorted ascending, the p-values have nondecreasing J, and the j-th smallest
-    passes iff J_(j) <= j iff H(j) >= j. Ties never straddle the cut (the critical
-    values are nondecreasing), so the rejected set is {i : J_i <= R}.
+    passes iff J_(j) <= j iff H(j) = #{i : J_i <= j} >= j. Ties never straddle the
+    cut (the critical values are nondecreasing), so the rejected set is
+    {i : J_i <= R} = {i : p_i <= c_R}.
+
+    In exact arithmetic J_i = ceil(g(p_i)) in closed form. The first pass
+    histograms that estimate without branching (branches here cost more than the
+    arithmetic) and counts the p-values whose ``g`` lies within a margin of
+    1e-9 (N + k + 1) -- many orders of magnitude above its rounding error -- of an
+    integer; only if there are any, a second pass moves those to the rank given by
+    the exact float comparisons ``p <= c_j``. The result is exact.
+
+    The kernel also validates: it returns ``(R, status)`` with status 0 (valid),
+    1 (a NaN) or 2 (a value outside [0, 1]).
     """
     N = p.shape[0]
-    J = np.empty(N, dtype=np.int32)
     hist = np.zeros(N + 2, dtype=np.int64)
-    for i in range(N):
-        ji = first_rank(code, N, alpha, k, extra, p[i])
-        J[i] = ji
-        hist[ji] += 1
-    R = _num_rejected_from_hist(hist, N, step_up)
-    out = np.empty(N, dtype=np.bool_)
-    for i in range(N):
-        out[i] = J[i] <= R
-    return out
+    where = np.empty(_WHERE_MASK + 1, dtype=np.int64)
+    if code == STEPDOWN_K and k >= N:  # one critical value k alpha / N: single step
+        code = BONFERRONI
+    margin = 1e-9 * (N + k + 1.0)
+    if code == BONFERRONI or code == SIDAK:
+        c1 = crit(code, 1, N, alpha, k, extra)
+        invalid = 0
+        for i in range(N):
+            x = p[i]
+            invalid += not (x >= 0.0 and x <= 1.0)
+            hist[1 if x <= c1 else N + 1] += 1
+        suspects = 0
+    else:
+        invalid = 0
+        suspects = 0
+        for i in range(N):
+            x = p[i]
+            invalid += not (x >= 0.0 and x <= 1.0)
+            c, suspect = _estimated_rank(code, N, alpha, k, extra, x, margin)
+            hist[int(c)] += 1
+            where[suspects & _WHERE_MASK] = i  # branch-free: kept only if suspect
+            suspects += suspect
+    if invalid:
+        for i in range(N):
+            if p[i] != p[i]:
+                return 0, 1
+        return 0, 2
+    if suspects > _WHERE_MASK + 1:  # too many to have been recorded: rescan
+        suspects = 0
+        for i in range(N):
+            c, suspect = _estimated_rank(code, N, alpha, k, extra, p[i], margin)
+            if suspect:
+                hist[int(c)] -= 1
+                hist[first_rank(code, N, alpha, k, extra, p[i])] += 1
+    for t in range(suspects):
+        x = p[where[t]]
+        c, _ = _estimated_rank(code, N, alpha, k, extra, x, margin)
+        hist[int(c)] -= 1
+        hist[first_rank(code, N, alpha, k, extra, x)] += 1
+    return _num_rejected_from_hist(hist, N, step_up), 0
 
 
 @njit("float64[::1](float64[::1], int64, int64, float64, boolean)", cache=True,
@@ -222,10 +313,8 @@ def step_adjusted_sorted(ps, code, k, extra, step_up):
     """
     N = ps.shape[0]
     out = np.empty(N, dtype=np.float64)
-    fbuf = np.empty(1, dtype=np.float64)
-    ibuf = fbuf.view(np.int64)
     for i in range(N):
-        out[i] = smallest_alpha(code, i + 1, N, k, extra, ps[i], fbuf, ibuf)
+        out[i] = smallest_alpha(code, i + 1, N, k, extra, ps[i])
     if step_up:
         for i in range(N - 2, -1, -1):
             if out[i + 1] < out[i]:
@@ -299,10 +388,8 @@ def single_step_adjusted(p, code, k, extra):
     """Adjusted p-values of a single-step procedure (no sort needed)."""
     N = p.shape[0]
     out = np.empty(N, dtype=np.float64)
-    fbuf = np.empty(1, dtype=np.float64)
-    ibuf = fbuf.view(np.int64)
     for i in range(N):
-        out[i] = smallest_alpha(code, 1, N, k, extra, p[i], fbuf, ibuf)
+        out[i] = smallest_alpha(code, 1, N, k, extra, p[i])
     return out
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from multitest import _kernels as K
 from multitest._result import MultitestResult
-from multitest._validation import as_pvalues, check_alpha
+from multitest._validation import as_pvalues, check_alpha, raise_invalid_pvalues
 
 __all__ = ["run_step_procedure"]
 
@@ -15,14 +15,21 @@ def run_step_procedure(pvals, alpha, *, code: int, method: str, k: int = 1,
                        extra: float = 0.0, step_up: bool = False,
                        single_step: bool = False) -> MultitestResult:
     """Validate, compute the decisions without sorting, attach lazy adjusted p-values."""
-    arr = pvals
-    flat, shape = as_pvalues(pvals)
     alpha = check_alpha(alpha)
-    if flat.size == 0:
+    flat, shape = as_pvalues(pvals, check_values=False)
+    N = flat.size
+    if N == 0:
         empty = np.zeros(shape, dtype=bool)
         return MultitestResult(empty, alpha, method, k, lambda: np.zeros(shape))
-    reject = K.step_reject(flat, code, alpha, k, extra, step_up).reshape(shape)
-    if np.may_share_memory(flat, np.asarray(arr)):
+    R, status = K.step_num_rejected(flat, code, alpha, k, extra, step_up)
+    if status:
+        raise_invalid_pvalues(flat)
+    # J_i <= R  <=>  p_i <= c_R: one vectorised comparison gives the decisions
+    if R == 0:
+        reject = np.zeros(shape, dtype=bool)
+    else:
+        reject = (flat <= K.crit(code, R, N, alpha, k, extra)).reshape(shape)
+    if np.may_share_memory(flat, np.asarray(pvals)):
         flat = flat.copy()  # the adjusted p-values are computed later: own the data
 
     def adjust() -> np.ndarray:

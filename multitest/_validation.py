@@ -12,14 +12,22 @@ import numpy as np
 
 from multitest._kernels import unit_interval_summary
 
-__all__ = ["as_pvalues", "check_alpha", "check_k", "check_probability"]
+__all__ = [
+    "as_pvalues",
+    "check_alpha",
+    "check_k",
+    "check_probability",
+    "raise_invalid_pvalues",
+]
 
 
-def as_pvalues(pvals, name: str = "pvals") -> tuple[np.ndarray, tuple[int, ...]]:
-    """Return ``(flat float64 contiguous copy-or-view, original shape)``.
+def as_pvalues(pvals, name: str = "pvals", *,
+               check_values: bool = True) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Return ``(flat float64 contiguous array, original shape)``.
 
-    Raises ``TypeError`` for non-real dtypes and ``ValueError`` for NaN or values
-    outside [0, 1].
+    Raises ``TypeError`` for non-real dtypes and, unless ``check_values=False`` (the
+    caller's kernel then validates in its own pass), ``ValueError`` for NaN or values
+    outside [0, 1]. The flat array may be a view of the caller's data.
     """
     arr = np.asarray(pvals)
     if arr.dtype.kind not in "fiu":
@@ -28,14 +36,19 @@ def as_pvalues(pvals, name: str = "pvals") -> tuple[np.ndarray, tuple[int, ...]]
         )
     shape = arr.shape
     flat = np.ascontiguousarray(arr, dtype=np.float64).reshape(-1)
-    if flat.size:
+    if check_values and flat.size:
         has_nan, lo, hi = unit_interval_summary(flat)
-        if has_nan:
-            raise ValueError(f"`{name}` contains NaN; p-values must lie in [0, 1].")
-        if lo < 0.0 or hi > 1.0:
-            bad = lo if lo < 0.0 else hi
-            raise ValueError(f"`{name}` must lie in [0, 1]; got a value of {bad!r}.")
+        if has_nan or lo < 0.0 or hi > 1.0:
+            raise_invalid_pvalues(flat, name)
     return flat, shape
+
+
+def raise_invalid_pvalues(flat: np.ndarray, name: str = "pvals") -> None:
+    """Raise the ValueError describing why ``flat`` is not a vector of p-values."""
+    if np.isnan(flat).any():
+        raise ValueError(f"`{name}` contains NaN; p-values must lie in [0, 1].")
+    bad = flat[(flat < 0.0) | (flat > 1.0)][0]
+    raise ValueError(f"`{name}` must lie in [0, 1]; got a value of {bad!r}.")
 
 
 def check_probability(value, name: str, *, low: float = 0.0, high: float = 1.0,

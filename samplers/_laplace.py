@@ -23,7 +23,9 @@ __all__ = ["LaplaceL1"]
 
 @dataclass(frozen=True)
 class LaplaceL1(Sampler):
-    r"""Additive i.i.d. Laplace noise, density :math:`\frac{1}{2\lambda} e^{-|t|/\lambda}` per coordinate.
+    r"""Additive i.i.d. Laplace noise with scale :math:`\lambda` in every coordinate.
+
+    Each coordinate has density :math:`\frac{1}{2\lambda} e^{-|t|/\lambda}`.
 
     Parameters
     ----------
@@ -50,7 +52,7 @@ class LaplaceL1(Sampler):
     under the noise (so every other class has at most ``1 - tau``), the thresholded
     smoothed model keeps that class for every :math:`\delta` with
     :math:`\|\delta\|_1 \le R = -\lambda \ln(2(1 - \tau))`. This is the l1 radius of
-    [2]_ (Theorem 1, the larger of its two terms when :math:`p_B = 1 - p_A`) and of
+    [2]_ (the larger of its two terms when :math:`p_B = 1 - p_A`) and of
     [3]_ at :math:`p_B = 1 - p_A`; SEGCERTIFY uses it with :math:`p_A = \tau` as §5.2
     of [1]_ describes. The norm is taken over all noised coordinates of one input.
 
@@ -154,4 +156,4 @@ class LaplaceL1(Sampler):
             If ``tau`` lies outside [1/2, 1).
         """
         tau = _check_tau(tau)
-        return -self.scale * math.log(2.0 * (1.0 - tau))
+        return max(0.0, -self.scale * math.log(2.0 * (1.0 - tau)))  # max: no -0.0

@@ -1,0 +1,174 @@
+"""Benchmark multitest against scipy/statsmodels, measured in the same run.
+
+    python benchmarks/bench_multitest.py            # full table, writes docs/benchmarks.md
+    python benchmarks/bench_multitest.py --quick    # small sizes, prints only
+
+Each time is the best of ``--repeat`` runs after a warm-up call (numba compiles on
+first use; see docs/multitest.md for compile cost). Ratios are reference time
+divided by ours, so > 1 means we are faster. Machines are noisy: compare ratios, not
+absolute times, across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.multitest import multipletests as sm_multipletests
+
+import multitest as mt
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+START, END = "<!-- bench_multitest:start -->", "<!-- bench_multitest:end -->"
+
+
+def best_time(fn, repeat: int) -> float:
+    fn()  # warm-up (compilation, caches)
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def fmt(t: float) -> str:
+    if t >= 1:
+        return f"{t:.2f} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.2f} ms"
+    return f"{t * 1e6:.0f} µs"
+
+
+def lehmann_romano_numpy(p, alpha, k):
+    """Sort-based reference for the k-FWER step-down (statsmodels has none)."""
+    N = p.size
+    order = np.argsort(p)
+    j = np.arange(1, N + 1)
+    crit = (k * alpha) / (N + k - np.maximum(j, k))
+    fail = np.flatnonzero(p[order] > crit)
+    r = fail[0] if fail.size else N
+    reject = np.zeros(N, dtype=bool)
+    reject[order[:r]] = True
+    return reject
+
+
+def run(sizes, ns, repeat, hommel_sizes):
+    rng = np.random.default_rng(0)
+    rows = []  # (task, N, n, ours, reference name, reference time, ratio)
+    tau, alpha = 0.75, 0.001
+
+    def add(task, N, n, ours, ref_name, ref_t, note=""):
+        rows.append((task, N, n, ours, ref_name, ref_t, ref_t / ours, note))
+        print(f"{task:<34} N={N:>9} n={n!s:>6}  ours {fmt(ours):>10}  "
+              f"{ref_name} {fmt(ref_t):>10}  ratio {ref_t / ours:8.1f}{note}", flush=True)
+
+    for N in sizes:
+        for n in ns:
+            counts = rng.binomial(n, 0.97, size=N).astype(np.int64)
+            counts[: N // 20] = rng.binomial(n, 0.7, size=N // 20)
+            t_copy = best_time(lambda c=counts: np.copy(c), repeat)
+            t_ours_p = best_time(lambda c=counts, n=n: mt.binomial_pvalues(c, n, tau), repeat)
+            t_sf = best_time(lambda c=counts, n=n: stats.binom.sf(c - 1, n, tau), repeat)
+            add("p-values", N, n, t_ours_p, "scipy binom.sf", t_sf)
+            m = min(N, 10_000)
+            sub = counts[:m]
+            t0 = time.perf_counter()
+            for c in sub:
+                stats.binomtest(int(c), n, tau, alternative="greater")
+            t_loop = (time.perf_counter() - t0) * N / m
+            add("p-values", N, n, t_ours_p, "binomtest loop*", t_loop,
+                " (*timed on 10^4, extrapolated)" if N > m else "")
+            pv = mt.binomial_pvalues(counts, n, tau)
+            t_sm_holm = best_time(lambda p=pv: sm_multipletests(p, alpha, method="holm"), repeat)
+            t_holm = best_time(lambda p=pv: mt.holm(p, alpha), repeat)
+            add("holm (decisions)", N, n, t_holm, "statsmodels holm", t_sm_holm)
+            t_holm_adj = best_time(lambda p=pv: mt.holm(p, alpha).pvalues_adjusted, repeat)
+            add("holm (decisions + adjusted)", N, n, t_holm_adj, "statsmodels holm", t_sm_holm)
+            t_sm_bonf = best_time(
+                lambda p=pv: sm_multipletests(p, alpha, method="bonferroni"), repeat)
+            add("bonferroni", N, n, best_time(lambda p=pv: mt.bonferroni(p, alpha), repeat),
+                "statsmodels bonferroni", t_sm_bonf)
+            k = max(2, N // 1000)
+            add("lehmann_romano (k=N/1000)", N, n,
+                best_time(lambda p=pv, k=k: mt.lehmann_romano(p, alpha, k=k), repeat),
+                "numpy sort-based", best_time(
+                    lambda p=pv, k=k: lehmann_romano_numpy(p, alpha, k), repeat))
+            t_end = best_time(lambda c=counts, n=n: mt.certify_counts(c, n, tau, alpha), repeat)
+            t_ref_end = best_time(lambda c=counts, n=n: sm_multipletests(
+                stats.binom.sf(c - 1, n, tau), alpha, method="holm"), repeat)
+            add("counts -> holm (end to end)", N, n, t_end, "binom.sf + statsmodels", t_ref_end)
+            rows.append(("np.copy(counts) floor", N, n, t_copy, "counts -> holm / copy",
+                         t_end, t_end / t_copy, ""))
+            print(f"{'copy floor':<34} N={N:>9} n={n!s:>6}  copy {fmt(t_copy):>10}  "
+                  f"counts->holm / copy = {t_end / t_copy:.2f}", flush=True)
+
+    hommel = getattr(mt, "hommel", None)
+    if hommel is not None:
+        for N in hommel_sizes:
+            p = rng.uniform(size=N) ** 4
+            t_ours = best_time(lambda p=p: hommel(p, 0.05).pvalues_adjusted, repeat)
+            if N <= 10_000:
+                t_ref = best_time(lambda p=p: sm_multipletests(p, 0.05, method="hommel"), 1)
+                note = ""
+            else:  # statsmodels is O(N^2): time at 10^4 and extrapolate
+                q = p[:10_000]
+                t_ref = best_time(lambda q=q: sm_multipletests(q, 0.05, method="hommel"),
+                                  1) * (N / 10_000) ** 2
+                note = " (*statsmodels timed at 10^4, extrapolated as N^2)"
+            add("hommel", N, "-", t_ours, "statsmodels hommel", t_ref, note)
+    return rows
+
+
+def to_markdown(rows) -> str:
+    lines = [
+        f"Measured on `{platform.machine()}`, {platform.python_implementation()} "
+        f"{platform.python_version()}, numpy {np.__version__}, "
+        f"{time.strftime('%Y-%m-%d')}. Best of repeats after a warm-up; ratio = "
+        "reference / ours (> 1: we are faster). Regenerate with "
+        "`python benchmarks/bench_multitest.py`.",
+        "",
+        "| task | N | n | ours | reference | reference time | ratio |",
+        "|---|---:|---:|---:|---|---:|---:|",
+    ]
+    for task, N, n, ours, ref_name, ref_t, ratio, note in rows:
+        lines.append(f"| {task} | {N:,} | {n} | {fmt(ours)} | {ref_name}{note} | "
+                     f"{fmt(ref_t)} | {ratio:,.1f} |")
+    return "\n".join(lines)
+
+
+def write_doc(md: str) -> None:
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    block = f"{START}\n{md}\n{END}"
+    if START in text:
+        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text,
+                      flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n## multitest\n\n" + block + "\n"
+    DOC.write_text(text)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, no doc update")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    if args.quick:
+        rows = run([10_000], [100], 3, [1_000])
+    else:
+        rows = run([10_000, 1_000_000, 2_097_152], [100, 10_000], args.repeat,
+                   [10_000, 100_000])
+    md = to_markdown(rows)
+    print("\n" + md)
+    if not args.quick:
+        write_doc(md)
+        print(f"\nwritten to {DOC}")
+
+
+if __name__ == "__main__":
+    main()

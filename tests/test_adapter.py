@@ -1,0 +1,45 @@
+"""The statsmodels-compatible adapter."""
+
+import numpy as np
+import pytest
+from statsmodels.stats.multitest import multipletests as sm_multipletests
+
+import multitest as mt
+
+
+@pytest.mark.parametrize("method", sorted(mt.METHOD_ALIASES))
+def test_same_tuple_as_statsmodels(rng, method):
+    p = rng.uniform(size=300) ** 3
+    ours = mt.multipletests(p, 0.05, method=method)
+    ref = sm_multipletests(p, 0.05, method=method)
+    np.testing.assert_array_equal(ours[0], ref[0])
+    np.testing.assert_allclose(ours[1], ref[1], rtol=1e-12, atol=1e-300)
+    assert ours[2] == pytest.approx(ref[2], rel=1e-15)
+    assert ours[3] == ref[3]
+
+
+def test_returnsorted(rng):
+    p = rng.uniform(size=50)
+    ours = mt.multipletests(p, 0.2, method="holm", returnsorted=True)
+    ref = sm_multipletests(p, 0.2, method="holm", returnsorted=True)
+    np.testing.assert_array_equal(ours[0], ref[0])
+    np.testing.assert_allclose(ours[1], ref[1], rtol=1e-12)
+
+
+def test_default_method_is_holm_sidak(rng):
+    p = rng.uniform(size=20) ** 2
+    np.testing.assert_array_equal(mt.multipletests(p)[0], mt.holm_sidak(p, 0.05).reject)
+
+
+def test_empty():
+    reject, adj, a_sidak, a_bonf = mt.multipletests([], 0.05, method="holm")
+    assert reject.size == 0 and adj.size == 0 and np.isnan(a_sidak) and np.isnan(a_bonf)
+
+
+def test_unknown_method_and_bad_input():
+    with pytest.raises(ValueError, match="`method`"):
+        mt.multipletests([0.1], 0.05, method="nope")
+    with pytest.raises(ValueError, match="NaN"):
+        mt.multipletests([0.1, np.nan], 0.05, method="holm")
+    with pytest.raises(ValueError, match="`alpha`"):
+        mt.multipletests([0.1], 1.5, method="holm")

@@ -1,0 +1,110 @@
+"""binomial_pvalues against scipy (bit-equal), mpmath-free exact references, and errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from multitest import binomial_pvalue_table, binomial_pvalues
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 100])
+@pytest.mark.parametrize("tau", [0.5, 0.75, 0.9, 0.999])
+def test_equals_binomtest_for_every_count(n, tau):
+    counts = np.arange(n + 1)
+    ours = binomial_pvalues(counts, n, tau)
+    ref = np.array([stats.binomtest(int(c), n, tau, alternative="greater").pvalue
+                    for c in counts])
+    np.testing.assert_array_equal(ours, ref)
+
+
+@pytest.mark.parametrize("n", [1000, 10_000, 1_000_000])
+@pytest.mark.parametrize("tau", [0.5, 0.75, 0.99])
+def test_bit_equal_to_binom_sf_large_n(rng, n, tau):
+    counts = rng.integers(0, n + 1, size=20_000)
+    counts[:50] = n  # the smallest p-values
+    counts[50:60] = 0
+    ours = binomial_pvalues(counts, n, tau)
+    ref = stats.binom.sf(counts - 1, n, tau)
+    np.testing.assert_array_equal(ours, ref)
+
+
+def test_exact_small_cases_against_closed_form():
+    # P(X >= n) = tau**n and P(X >= 1) = 1 - (1 - tau)**n
+    for n in (1, 5, 50):
+        for tau in (0.6, 0.75):
+            p = binomial_pvalues([n, 1, 0], n, tau)
+            np.testing.assert_allclose(p[0], tau**n, rtol=1e-13)
+            np.testing.assert_allclose(p[1], -np.expm1(n * np.log1p(-tau)), rtol=1e-13)
+            assert p[2] == 1.0
+
+
+@pytest.mark.parametrize(("n", "tau"), [(1000, 0.49), (1050, 0.5), (2000, 0.75), (1074, 0.5)])
+def test_tiny_pvalues_are_not_flushed_to_zero(n, tau):
+    # P(X >= n) = tau**n, computed in log space; representable values must come back
+    true_log = n * np.log(tau)
+    p = binomial_pvalues([n], n, tau)[0]
+    assert p > 0.0
+    rel = 1e-12 if true_log > np.log(np.finfo(float).tiny) else 1e-3  # subnormal spacing
+    np.testing.assert_allclose(np.log(p), true_log, rtol=rel)
+
+
+def test_underflow_only_where_unrepresentable():
+    assert binomial_pvalues([1000], 1000, 0.3)[0] == 0.0  # 0.3**1000 ~ 1e-523
+
+
+def test_shape_and_broadcasting():
+    counts = np.array([[1, 2, 3], [4, 5, 6]])
+    p = binomial_pvalues(counts, 10, 0.5)
+    assert p.shape == (2, 3)
+    n = np.array([6, 7, 8])
+    q = binomial_pvalues(counts, n, 0.5)
+    ref = stats.binom.sf(counts - 1, n, 0.5)
+    np.testing.assert_array_equal(q, ref)
+    assert binomial_pvalues(np.zeros((0, 3), dtype=int), 5, 0.5).shape == (0, 3)
+
+
+def test_float_counts_with_integral_values_accepted():
+    np.testing.assert_array_equal(binomial_pvalues([3.0, 4.0], 5, 0.5),
+                                  binomial_pvalues([3, 4], 5, 0.5))
+
+
+def test_table_matches_gather():
+    t = binomial_pvalue_table(30, 0.8)
+    np.testing.assert_array_equal(t, binomial_pvalues(np.arange(31), 30, 0.8))
+
+
+@given(n=st.integers(1, 300), tau=st.floats(0.01, 0.99),
+       data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_monotone_in_count_and_bounded(n, tau, data):
+    counts = np.arange(n + 1)
+    p = binomial_pvalues(counts, n, tau)
+    assert np.all(np.diff(p) <= 0)
+    assert p[0] == 1.0 and np.all((p >= 0) & (p <= 1))
+    c = data.draw(st.integers(0, n))
+    assert p[c] == stats.binom.sf(c - 1, n, tau)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"counts": [1, 11], "n": 10, "tau": 0.5}, ValueError, "counts"),
+        ({"counts": [-1], "n": 10, "tau": 0.5}, ValueError, "counts"),
+        ({"counts": [1.5], "n": 10, "tau": 0.5}, ValueError, "counts"),
+        ({"counts": [np.nan], "n": 10, "tau": 0.5}, ValueError, "counts"),
+        ({"counts": ["a"], "n": 10, "tau": 0.5}, TypeError, "counts"),
+        ({"counts": [1 + 1j], "n": 10, "tau": 0.5}, TypeError, "counts"),
+        ({"counts": [1], "n": 0, "tau": 0.5}, ValueError, "`n`"),
+        ({"counts": [1], "n": 2.5, "tau": 0.5}, TypeError, "`n`"),
+        ({"counts": [1], "n": True, "tau": 0.5}, TypeError, "`n`"),
+        ({"counts": [1], "n": 10, "tau": 0.0}, ValueError, "`tau`"),
+        ({"counts": [1], "n": 10, "tau": 1.0}, ValueError, "`tau`"),
+        ({"counts": [1], "n": 10, "tau": np.nan}, ValueError, "`tau`"),
+        ({"counts": [1, 5], "n": np.array([3, 4]), "tau": 0.5}, ValueError, "counts"),
+    ],
+)
+def test_bad_input(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        binomial_pvalues(**kwargs)
