@@ -7,13 +7,21 @@ FWER (certification-grade under arbitrary dependence): :func:`bonferroni`,
 :func:`holm`, :func:`lehmann_romano` (k-FWER), :func:`generalized_bonferroni`.
 FWER under independence/positive dependence: :func:`sidak`, :func:`holm_sidak`,
 :func:`hochberg`, :func:`hommel`. FDR (not a certificate): :func:`benjamini_hochberg`,
-:func:`benjamini_yekutieli`.
+:func:`benjamini_yekutieli`, :func:`two_stage_benjamini_hochberg`,
+:func:`benjamini_krieger_yekutieli`.
+
+Counts: :func:`binomial_pvalues`, :func:`certify_counts` (p-values + procedure in
+O(N + n)). Power and planning: :func:`segcertify_power`,
+:func:`expected_certified_fraction`, :func:`required_samples`,
+:func:`clopper_pearson_lower`, :func:`certify_threshold`, :func:`bonferroni_threshold`,
+:func:`guess_probability`.
 """
 
 from multitest._adapter import METHOD_ALIASES, multipletests
 from multitest._binomial import binomial_pvalue_table, binomial_pvalues
 from multitest._counts import COUNT_METHODS, CountCertificate, certify_counts
 from multitest._fdr import benjamini_hochberg, benjamini_yekutieli
+from multitest._fdr_twostage import benjamini_krieger_yekutieli, two_stage_benjamini_hochberg
 from multitest._fwer import (
     bonferroni,
     generalized_bonferroni,
@@ -22,6 +30,17 @@ from multitest._fwer import (
     holm_sidak,
     lehmann_romano,
     sidak,
+)
+from multitest._hommel import hommel
+from multitest._power import (
+    SampleSizePlan,
+    bonferroni_threshold,
+    certify_threshold,
+    clopper_pearson_lower,
+    expected_certified_fraction,
+    guess_probability,
+    required_samples,
+    segcertify_power,
 )
 from multitest._result import MultitestResult
 
@@ -32,17 +51,28 @@ __all__ = [
     "METHOD_ALIASES",
     "CountCertificate",
     "MultitestResult",
+    "SampleSizePlan",
     "benjamini_hochberg",
+    "benjamini_krieger_yekutieli",
     "benjamini_yekutieli",
     "binomial_pvalue_table",
     "binomial_pvalues",
     "bonferroni",
+    "bonferroni_threshold",
     "certify_counts",
+    "certify_threshold",
+    "clopper_pearson_lower",
+    "expected_certified_fraction",
     "generalized_bonferroni",
+    "guess_probability",
     "hochberg",
     "holm",
     "holm_sidak",
+    "hommel",
     "lehmann_romano",
     "multipletests",
+    "required_samples",
+    "segcertify_power",
     "sidak",
+    "two_stage_benjamini_hochberg",
 ]

@@ -7,7 +7,9 @@ from collections.abc import Callable
 import numpy as np
 
 from multitest._fdr import benjamini_hochberg, benjamini_yekutieli
+from multitest._fdr_twostage import benjamini_krieger_yekutieli, two_stage_benjamini_hochberg
 from multitest._fwer import bonferroni, hochberg, holm, holm_sidak, sidak
+from multitest._hommel import hommel
 from multitest._result import MultitestResult
 from multitest._validation import check_alpha
 
@@ -19,8 +21,11 @@ _PROCEDURES: dict[str, Callable[..., MultitestResult]] = {
     "holm_sidak": holm_sidak,
     "holm": holm,
     "hochberg": hochberg,
+    "hommel": hommel,
     "benjamini_hochberg": benjamini_hochberg,
     "benjamini_yekutieli": benjamini_yekutieli,
+    "two_stage_benjamini_hochberg": two_stage_benjamini_hochberg,
+    "benjamini_krieger_yekutieli": benjamini_krieger_yekutieli,
 }
 
 #: statsmodels' method names (lower case) -> our procedure names.
@@ -30,8 +35,11 @@ METHOD_ALIASES: dict[str, str] = {
     **dict.fromkeys(["hs", "holm-sidak"], "holm_sidak"),
     **dict.fromkeys(["h", "holm"], "holm"),
     **dict.fromkeys(["sh", "simes-hochberg"], "hochberg"),
+    **dict.fromkeys(["ho", "hommel"], "hommel"),
     **dict.fromkeys(["fdr_bh", "fdr_i", "fdr_p", "fdri", "fdrp"], "benjamini_hochberg"),
     **dict.fromkeys(["fdr_by", "fdr_n", "fdr_c", "fdrn", "fdrcorr"], "benjamini_yekutieli"),
+    **dict.fromkeys(["fdr_tsbh", "fdr_2sbh"], "two_stage_benjamini_hochberg"),
+    **dict.fromkeys(["fdr_tsbky", "fdr_2sbky", "fdr_twostage"], "benjamini_krieger_yekutieli"),
 }
 
 
@@ -54,8 +62,10 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
         A statsmodels method name, e.g. ``'bonferroni'``, ``'sidak'``, ``'hs'``,
         ``'holm'``, ``'simes-hochberg'``, ``'hommel'``, ``'fdr_bh'``, ``'fdr_by'``,
         ``'fdr_tsbh'``, ``'fdr_tsbky'`` (see :data:`METHOD_ALIASES`).
-    maxiter : int, default 1
-        Passed to the two-stage FDR procedures only.
+    maxiter : int or bool, default 1
+        Passed to the two-stage FDR procedures only. A bool is converted with
+        ``int`` (``True`` -> 1, ``False`` -> 0), which is what statsmodels
+        computes (its docstring says otherwise).
     is_sorted : bool, default False
         Accepted for compatibility; the procedures here never need sorted input.
     returnsorted : bool, default False
@@ -91,8 +101,12 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
         choices = ", ".join(sorted(METHOD_ALIASES))
         raise ValueError(f"`method` must be one of {choices}; got {method!r}.")
     procedure = _PROCEDURES[name]
-    kwargs = {"maxiter": maxiter} if name.startswith("two_stage") or name.startswith(
-        "benjamini_krieger") else {}
+    two_stage = name in ("two_stage_benjamini_hochberg", "benjamini_krieger_yekutieli")
+    if isinstance(maxiter, bool | np.bool_):
+        # statsmodels documents True as "iterate" but runs range(maxiter): True -> 1
+        # stage, False -> 0 stages; we reproduce what it computes.
+        maxiter = int(maxiter)
+    kwargs = {"maxiter": maxiter} if two_stage else {}
     res = procedure(pvals, alpha, **kwargs)
     reject, adjusted = res.reject, res.pvalues_adjusted
     ntests = reject.size

@@ -21,6 +21,7 @@ from multitest._fwer import (
     lehmann_romano,
     sidak,
 )
+from multitest._hommel import hommel
 from multitest._result import MultitestResult
 from multitest._validation import check_alpha, check_k, check_probability
 
@@ -43,6 +44,7 @@ COUNT_METHODS: dict[str, _CountMethod] = {
     "sidak": _CountMethod(sidak, K.SIDAK, False, False),
     "holm_sidak": _CountMethod(holm_sidak, K.HOLM_SIDAK, False, False),
     "hochberg": _CountMethod(hochberg, K.STEPDOWN_K, True, False),
+    "hommel": _CountMethod(hommel, None, False, False),
     "benjamini_hochberg": _CountMethod(benjamini_hochberg, K.BH, True, False),
     "benjamini_yekutieli": _CountMethod(benjamini_yekutieli, K.BY, True, False),
 }

@@ -1,0 +1,223 @@
+"""Shared helpers for the data sets: seeding, sample types, validation, file reading."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+__all__ = [
+    "IGNORE_INDEX",
+    "SPLITS",
+    "ImageSample",
+    "PointCloudSample",
+    "item_rng",
+    "normalize_point_cloud",
+    "resample_indices",
+]
+
+#: Label value of pixels or points that no metric counts (Cityscapes convention).
+IGNORE_INDEX = 255
+
+#: Split names of the built-in synthetic data sets, in the order of their seed streams.
+SPLITS = ("train", "val", "test")
+
+
+class ImageSample(NamedTuple):
+    """One image-segmentation item.
+
+    Attributes
+    ----------
+    image : torch.Tensor
+        float32, shape (3, H, W), values in [0, 1].
+    label : torch.Tensor
+        int64, shape (H, W); a class index or ``IGNORE_INDEX`` (255).
+    """
+
+    image: torch.Tensor
+    label: torch.Tensor
+
+
+class PointCloudSample(NamedTuple):
+    """One point-cloud part-segmentation item.
+
+    Attributes
+    ----------
+    points : torch.Tensor
+        float32, shape (N, 6) ``[x, y, z, nx, ny, nz]`` (or (N, 3) without normals),
+        centred at the origin with the furthest point at distance 1.
+    labels : torch.Tensor
+        int64, shape (N,); global ShapeNet part ids in [0, 50).
+    category : int
+        Index of the object category in ``SHAPENET_CATEGORIES``.
+    """
+
+    points: torch.Tensor
+    labels: torch.Tensor
+    category: int
+
+
+def check_int(value: object, name: str, *, minimum: int) -> int:
+    """Return ``value`` as an int, or raise if it is not an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value}.")
+    return int(value)
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise ValueError."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {set(choices)}; got {value!r}.")
+    return str(value)
+
+
+def check_size(size: object) -> tuple[int, int] | None:
+    """Validate an optional output size ``(height, width)``."""
+    if size is None:
+        return None
+    if (
+        not isinstance(size, tuple | list)
+        or len(size) != 2
+        or not all(isinstance(s, int | np.integer) and not isinstance(s, bool) for s in size)
+        or min(size) < 1
+    ):
+        raise ValueError(
+            f"`size` must be None or a pair (height, width) of ints >= 1; got {size!r}."
+        )
+    return int(size[0]), int(size[1])
+
+
+def item_rng(seed: int, stream: int, index: int) -> np.random.Generator:
+    """The generator of item ``index`` in seed stream ``stream`` (e.g. a split).
+
+    Items are independent of each other and of the order they are read in.
+
+    Examples
+    --------
+    >>> a = item_rng(0, 2, 5).random()
+    >>> b = item_rng(0, 2, 5).random()
+    >>> a == b, a == item_rng(0, 2, 6).random()
+    (True, False)
+    """
+    return np.random.default_rng([int(seed), int(stream), int(index)])
+
+
+def normalize_point_cloud(points: np.ndarray) -> np.ndarray:
+    """Centre the positions at their mean and scale the furthest point to distance 1.
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        Shape (N, 3) or (N, 6); columns 3..5, if present, are unit normals and are
+        left unchanged (a translation and a positive uniform scaling keep them).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 copy of ``points`` with normalised positions.
+
+    Raises
+    ------
+    ValueError
+        If ``points`` is not (N, 3) or (N, 6) with N >= 1, or all points coincide.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out = normalize_point_cloud(np.array([[0.0, 0, 0], [4.0, 0, 0]]))
+    >>> out.tolist()
+    [[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] not in (3, 6) or pts.shape[0] < 1:
+        raise ValueError(f"`points` must have shape (N, 3) or (N, 6) with N >= 1; got {pts.shape}.")
+    out = pts.copy()
+    out[:, :3] -= out[:, :3].mean(axis=0)
+    scale = np.sqrt((out[:, :3] ** 2).sum(axis=1)).max()
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError("`points` must contain at least two distinct finite positions.")
+    out[:, :3] /= scale
+    return out.astype(np.float32)
+
+
+def resample_indices(n_available: int, num_points: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices that pick ``num_points`` of ``n_available`` points.
+
+    Without replacement when there are enough points; otherwise every point once plus
+    a random draw (with replacement) of the rest, in random order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> idx = resample_indices(3, 5, np.random.default_rng(0))
+    >>> len(idx), sorted(set(idx.tolist()))
+    (5, [0, 1, 2])
+    """
+    if n_available < 1:
+        raise ValueError(f"`n_available` must be >= 1; got {n_available}.")
+    if n_available >= num_points:
+        return np.sort(rng.choice(n_available, size=num_points, replace=False))
+    extra = rng.integers(0, n_available, size=num_points - n_available)
+    return rng.permutation(np.concatenate([np.arange(n_available), extra]))
+
+
+def existing_dir(path: str | os.PathLike[str], what: str) -> Path:
+    """Return ``path`` as a Path, or raise FileNotFoundError naming it."""
+    p = Path(path)
+    if not p.is_dir():
+        raise FileNotFoundError(f"{what} not found: directory '{p}' does not exist.")
+    return p
+
+
+def existing_file(path: str | os.PathLike[str], what: str) -> Path:
+    """Return ``path`` as a Path, or raise FileNotFoundError naming it."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} not found: file '{p}' does not exist.")
+    return p
+
+
+def _pil_image():
+    try:
+        from PIL import Image
+    except ImportError as err:  # pragma: no cover - Pillow ships with matplotlib
+        raise ImportError("Reading image files needs Pillow: `pip install pillow`.") from err
+    return Image
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read an 8-bit image file as float32 (3, H, W) in [0, 1]."""
+    Image = _pil_image()
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"), dtype=np.float32)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1) / 255.0)
+
+
+def read_label_png(path: Path) -> np.ndarray:
+    """Read a single-channel (mode L or P) label PNG as an int64 (H, W) array of raw values."""
+    Image = _pil_image()
+    with Image.open(path) as im:
+        if im.mode not in ("L", "P", "I", "I;16"):
+            raise ValueError(
+                f"label image '{path}' must be a single-channel PNG (mode L, P or I); "
+                f"got mode {im.mode!r}."
+            )
+        return np.asarray(im).astype(np.int64)
+
+
+def to_sample(image: np.ndarray, label: np.ndarray, size: tuple[int, int] | None) -> ImageSample:
+    """Wrap arrays as tensors, resizing to ``size`` (bilinear image, nearest label)."""
+    img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+    lab = torch.from_numpy(np.ascontiguousarray(label, dtype=np.int64))
+    if size is not None and tuple(img.shape[1:]) != size:
+        img = torch.nn.functional.interpolate(
+            img[None], size=size, mode="bilinear", align_corners=False, antialias=True
+        )[0].clamp_(0.0, 1.0)
+        lab = torch.nn.functional.interpolate(lab[None, None].float(), size=size, mode="nearest")
+        lab = lab[0, 0].long()
+    return ImageSample(img, lab)

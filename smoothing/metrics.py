@@ -1,0 +1,339 @@
+"""Metrics for certified segmentation (images and point clouds).
+
+Predictions may contain :data:`~smoothing.ABSTAIN` (-1); an abstained component
+always counts as **wrong**. Ground-truth components equal to ``ignore_index``
+(255 by default, the Cityscapes / Pascal Context convention) are left out of every
+metric. Inputs are torch tensors or numpy arrays of integers, one per input (an
+image (H, W) or a point cloud (N,)); pass a list for several inputs.
+
+Two mean-IoU conventions exist, and they differ:
+
+``miou_per_image``
+    App. A.1 of the paper: IoU of every (input, class) pair, averaged over all
+    pairs whose union is not empty.
+``miou_dataset``
+    The reference code (HRNet's evaluation): one confusion matrix summed over the
+    whole data set, IoU per class ``TP / max(1, TP + FP + FN)``, averaged over all
+    ``num_classes`` classes (a class absent from predictions and ground truth
+    counts as 0).
+
+:class:`SegmentationMetrics` accumulates everything over a data set in O(C^2)
+memory; the functions are one-call shortcuts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from smoothing._sampling import ABSTAIN, check_int
+
+__all__ = [
+    "SegmentationMetrics",
+    "abstain_rate",
+    "certified_accuracy",
+    "confusion_matrix",
+    "miou_dataset",
+    "miou_per_image",
+]
+
+def _as_int_array(a: object, name: str) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(
+            f"`{name}` must hold integer labels; got dtype {arr.dtype} "
+            "(pass class indices, e.g. logits.argmax(dim), not scores)."
+        )
+    return arr.astype(np.int64, copy=False)
+
+
+def confusion_matrix(pred: object, target: object, num_classes: int, *,
+                     ignore_index: int | None = 255) -> np.ndarray:
+    """Confusion matrix of one input, with a column for abstentions.
+
+    Parameters
+    ----------
+    pred : torch.Tensor or numpy.ndarray of int
+        Predicted labels in ``{ABSTAIN} U [0, num_classes)``, any shape.
+    target : torch.Tensor or numpy.ndarray of int
+        Ground truth of the same shape, in ``[0, num_classes)`` or ``ignore_index``.
+    num_classes : int
+        Number of classes ``C``.
+    ignore_index : int or None, default 255
+        Ground-truth value to leave out; ``None``: none.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 (C, C + 1): ``[t, p]`` counts components of true class ``t``
+        predicted as ``p``; column ``C`` counts abstentions.
+
+    Raises
+    ------
+    TypeError
+        If the labels are not integers.
+    ValueError
+        If the shapes differ, a prediction is outside ``{-1} U [0, C)``, or a
+        target is outside ``[0, C)`` and not ``ignore_index`` (negative targets
+        included).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smoothing.metrics import confusion_matrix
+    >>> confusion_matrix(np.array([0, 1, -1, 1]), np.array([0, 1, 1, 255]), 2)
+    array([[1, 0, 0],
+           [0, 1, 1]])
+    """
+    c = check_int(num_classes, "num_classes")
+    p = _as_int_array(pred, "pred")
+    t = _as_int_array(target, "target")
+    if p.shape != t.shape:
+        raise ValueError(f"`pred` and `target` must have the same shape; got {p.shape} "
+                         f"and {t.shape}.")
+    p, t = p.reshape(-1), t.reshape(-1)
+    if ignore_index is not None:
+        keep = t != ignore_index
+        p, t = p[keep], t[keep]
+    if t.size and (t.min() < 0 or t.max() >= c):
+        bad = t[(t < 0) | (t >= c)][0]
+        raise ValueError(
+            f"`target` must lie in [0, {c}) or equal `ignore_index` = {ignore_index!r}; got "
+            f"{bad}."
+        )
+    if p.size and (p.min() < ABSTAIN or p.max() >= c):
+        bad = p[(p < ABSTAIN) | (p >= c)][0]
+        raise ValueError(f"`pred` must lie in [0, {c}) or be ABSTAIN = {ABSTAIN}; got {bad}.")
+    col = np.where(p == ABSTAIN, c, p)
+    return np.bincount(t * (c + 1) + col, minlength=c * (c + 1)).reshape(c, c + 1)
+
+
+def _iou(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(intersection, union) per class of a (C, C+1) confusion matrix."""
+    c = conf.shape[0]
+    tp = np.diag(conf[:, :c]).astype(np.int64)
+    gt = conf.sum(axis=1)  # incl. abstained: they are in G_c, not in P_c
+    pr = conf[:, :c].sum(axis=0)
+    return tp, gt + pr - tp
+
+
+class SegmentationMetrics:
+    """Accumulate certified-segmentation metrics over a data set.
+
+    Parameters
+    ----------
+    num_classes : int
+        Number of classes ``C``.
+    ignore_index : int or None, default 255
+        Ground-truth value left out of every metric.
+
+    Attributes
+    ----------
+    confusion : numpy.ndarray
+        int64 (C, C + 1) confusion matrix summed over all inputs (last column:
+        abstentions).
+    num_inputs : int
+        Number of inputs seen.
+
+    Notes
+    -----
+    Memory O(C^2); each :meth:`update` costs one pass over the input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smoothing.metrics import SegmentationMetrics
+    >>> m = SegmentationMetrics(num_classes=2)
+    >>> m.update(np.array([[0, 0], [1, -1]]), np.array([[0, 0], [1, 1]]))
+    >>> m.update(np.array([1, 1]), np.array([1, 255]))
+    >>> m.accuracy, m.abstain_rate
+    (0.8, 0.2)
+    >>> round(m.miou_per_image, 4), round(m.miou_dataset, 4)
+    (0.8333, 0.8333)
+    """
+
+    def __init__(self, num_classes: int, *, ignore_index: int | None = 255) -> None:
+        self.num_classes = check_int(num_classes, "num_classes")
+        self.ignore_index = ignore_index
+        self.confusion = np.zeros((self.num_classes, self.num_classes + 1), dtype=np.int64)
+        self.num_inputs = 0
+        self._iou_sum = 0.0
+        self._iou_pairs = 0
+
+    def update(self, pred: object, target: object) -> None:
+        """Add one input: labels ``pred`` (with ABSTAIN) against ``target``."""
+        conf = confusion_matrix(pred, target, self.num_classes, ignore_index=self.ignore_index)
+        self.confusion += conf
+        inter, union = _iou(conf)
+        present = union > 0
+        self._iou_sum += float(np.sum(inter[present] / union[present]))
+        self._iou_pairs += int(np.count_nonzero(present))
+        self.num_inputs += 1
+
+    @property
+    def num_components(self) -> int:
+        """Number of non-ignored components seen."""
+        return int(self.confusion.sum())
+
+    @property
+    def accuracy(self) -> float:
+        """Certified per-component accuracy, pooled over all inputs (abstain = wrong)."""
+        return float(np.trace(self.confusion[:, : self.num_classes])) / max(1, self.num_components)
+
+    @property
+    def abstain_rate(self) -> float:
+        """Fraction of non-ignored components that were abstained on."""
+        return float(self.confusion[:, -1].sum()) / max(1, self.num_components)
+
+    @property
+    def miou_per_image(self) -> float:
+        """Mean IoU over (input, class) pairs with a non-empty union (paper App. A.1)."""
+        return self._iou_sum / self._iou_pairs if self._iou_pairs else float("nan")
+
+    def iou_dataset(self) -> np.ndarray:
+        """Per-class IoU from the summed confusion matrix, ``TP / max(1, union)``."""
+        inter, union = _iou(self.confusion)
+        return inter / np.maximum(1, union)
+
+    @property
+    def miou_dataset(self) -> float:
+        """Mean of :meth:`iou_dataset` over all classes (the reference code's mIoU)."""
+        return float(self.iou_dataset().mean())
+
+    def summary(self) -> dict[str, float]:
+        """All metrics as a dict (for a CSV row)."""
+        return {
+            "accuracy": self.accuracy,
+            "abstain_rate": self.abstain_rate,
+            "miou_per_image": self.miou_per_image,
+            "miou_dataset": self.miou_dataset,
+            "num_inputs": self.num_inputs,
+            "num_components": self.num_components,
+        }
+
+
+def _accumulate(preds: object, targets: object, num_classes: int,
+                ignore_index: int | None) -> SegmentationMetrics:
+    if isinstance(preds, (list, tuple)) != isinstance(targets, (list, tuple)):
+        raise TypeError("pass `preds` and `targets` both as arrays or both as sequences.")
+    if not isinstance(preds, (list, tuple)):
+        preds, targets = [preds], [targets]
+    if len(preds) != len(targets):
+        raise ValueError(f"got {len(preds)} predictions and {len(targets)} targets.")
+    m = SegmentationMetrics(num_classes, ignore_index=ignore_index)
+    for p, t in zip(preds, targets, strict=True):
+        m.update(p, t)
+    return m
+
+
+def _num_classes_for(preds: object, targets: object, ignore_index: int | None) -> int:
+    """A class count large enough for the labels (for metrics that do not depend on C)."""
+    items = list(preds) + list(targets) if isinstance(preds, (list, tuple)) else [preds, targets]
+    hi = 0
+    for a in items:
+        arr = _as_int_array(a, "labels")
+        if ignore_index is not None:
+            arr = arr[arr != ignore_index]
+        if arr.size:
+            hi = max(hi, int(arr.max()))
+    return hi + 1
+
+
+def certified_accuracy(preds: Sequence[object] | object, targets: Sequence[object] | object, *,
+                       ignore_index: int | None = 255) -> float:
+    """Fraction of non-ignored components whose label is right; ABSTAIN counts as wrong.
+
+    Pooled over all inputs (every component weighs the same), as in App. A.1/A.2.
+
+    Parameters
+    ----------
+    preds, targets : array or sequence of arrays
+        Labels of one input, or lists with one entry per input (shapes may differ
+        between inputs).
+    ignore_index : int or None, default 255
+        Ground-truth value to leave out.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`confusion_matrix` (negative ground truth other than
+        ``ignore_index`` included).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smoothing.metrics import certified_accuracy
+    >>> certified_accuracy(np.array([0, 1, -1, 2]), np.array([0, 1, 1, 255]))
+    0.6666666666666666
+    """
+    c = _num_classes_for(preds, targets, ignore_index)
+    return _accumulate(preds, targets, c, ignore_index).accuracy
+
+
+def abstain_rate(preds: Sequence[object] | object, targets: Sequence[object] | object = None,
+                 *, ignore_index: int | None = 255) -> float:
+    """Fraction of components labelled ABSTAIN (of the non-ignored ones if ``targets``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smoothing.metrics import abstain_rate
+    >>> abstain_rate(np.array([0, -1, -1, 2]))
+    0.5
+    >>> abstain_rate(np.array([0, -1, -1, 2]), np.array([0, 1, 255, 2]))
+    0.3333333333333333
+    """
+    if targets is None:
+        items = preds if isinstance(preds, (list, tuple)) else [preds]
+        arrs = [_as_int_array(p, "preds").reshape(-1) for p in items]
+        total = sum(a.size for a in arrs)
+        return sum(int(np.count_nonzero(a == ABSTAIN)) for a in arrs) / max(1, total)
+    c = _num_classes_for(preds, targets, ignore_index)
+    return _accumulate(preds, targets, c, ignore_index).abstain_rate
+
+
+def miou_per_image(preds: Sequence[object] | object, targets: Sequence[object] | object,
+                   num_classes: int, *, ignore_index: int | None = 255) -> float:
+    """Mean IoU averaged over (input, class) pairs -- the paper's App. A.1 definition.
+
+    For input ``i`` and class ``c``, ``IoU = |P ∩ G| / |P ∪ G|`` with ``P`` the
+    components predicted ``c`` and ``G`` those labelled ``c`` (ignored components
+    left out; an abstained component is in no ``P`` but in its ``G``). Pairs with
+    an empty union are skipped (0/0); the rest are averaged with equal weight.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smoothing.metrics import miou_per_image
+    >>> miou_per_image([np.array([0, 0, 1]), np.array([1, 1])],
+    ...                [np.array([0, 1, 1]), np.array([1, 1])], num_classes=3)
+    0.6666666666666666
+    """
+    return _accumulate(preds, targets, num_classes, ignore_index).miou_per_image
+
+
+def miou_dataset(preds: Sequence[object] | object, targets: Sequence[object] | object,
+                 num_classes: int, *, ignore_index: int | None = 255) -> float:
+    """Mean IoU from the dataset-wide confusion matrix -- the reference code's definition.
+
+    One confusion matrix is summed over all inputs; per class
+    ``IoU = TP / max(1, TP + FP + FN)`` (abstentions are false negatives), and the
+    mean is over all ``num_classes`` classes, so a class seen nowhere counts as 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smoothing.metrics import miou_dataset
+    >>> miou_dataset([np.array([0, 0, 1]), np.array([1, 1])],
+    ...              [np.array([0, 1, 1]), np.array([1, 1])], num_classes=3)
+    0.4166666666666667
+    """
+    return _accumulate(preds, targets, num_classes, ignore_index).miou_dataset
