@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import time
-from pathlib import Path
 
 import numpy as np
+from _doc import write_section  # benchmarks/ is on sys.path when run as a script
 from scipy import stats
 from statsmodels.stats.multitest import multipletests as sm_multipletests
 
 import multitest as mt
-
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-START, END = "<!-- bench_multitest:start -->", "<!-- bench_multitest:end -->"
 
 
 def best_time(fn, repeat: int) -> float:
@@ -142,17 +138,6 @@ def to_markdown(rows) -> str:
     return "\n".join(lines)
 
 
-def write_doc(md: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{START}\n{md}\n{END}"
-    if START in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text,
-                      flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n## multitest\n\n" + block + "\n"
-    DOC.write_text(text)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, no doc update")
@@ -166,8 +151,7 @@ def main(argv=None) -> None:
     md = to_markdown(rows)
     print("\n" + md)
     if not args.quick:
-        write_doc(md)
-        print(f"\nwritten to {DOC}")
+        print(f"\nwritten to {write_section('bench_multitest', 'multitest', md)}")
 
 
 if __name__ == "__main__":

@@ -394,9 +394,16 @@ class GuessAndCount:
 
 def guess_and_count(model, sampler, x, *, num_classes: int, n0: int, n: int, batch_size: int,
                     layout: str, generator: torch.Generator | None,
-                    progress: bool = False) -> GuessAndCount:
+                    progress: bool = False,
+                    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    ) -> GuessAndCount:
     """SAMPLE twice: guess each component's top class from ``n0`` samples, then
     count that class in ``n`` independent samples. Counts stay on the model's device.
+
+    ``reduce`` (used by :mod:`smoothing.distributed`) maps this process's counts to
+    the counts summed over all processes; it is applied to the (N, C) ``n0`` table
+    before the guess and to the (N,) ``n`` counts, and ``n0`` and ``n`` are then
+    this process's shares of the samples.
     """
     x = check_input(x)
     layout = resolve_layout(layout, model, x)
@@ -411,12 +418,16 @@ def guess_and_count(model, sampler, x, *, num_classes: int, n0: int, n: int, bat
         counts0_all = count_classes(model, sampler, x, reader, num=n0, batch_size=batch_size,
                                     generator=gen0, progress=progress)
         reader.check_finite()
+        if reduce is not None:  # sum the n0 tables of all processes: one guess everywhere
+            counts0_all = reduce(counts0_all)
         guesses = counts0_all.argmax(dim=1)  # ties: lowest class index
         counts0 = counts0_all.gather(1, guesses.unsqueeze(1)).squeeze(1)
         del counts0_all
         counts = count_matches(model, sampler, x, reader, guesses, num=n,
                                batch_size=batch_size, generator=gen1, progress=progress)
         reader.check_finite()
+        if reduce is not None:
+            counts = reduce(counts)
     # clones made outside inference mode are ordinary tensors the caller may modify
     return GuessAndCount(guesses.clone(), counts0.clone(), counts.clone(), reader.layout,
                          watch.seconds)

@@ -379,12 +379,17 @@ class SegCertify:
         return self._run(x, n0, n, alpha, generator)
 
     def _run(self, x: torch.Tensor, n0: int, n: int, alpha: float,
-             generator: torch.Generator | None) -> SegmentationCertificate:
-        # SAMPLE n0 -> guesses; SAMPLE n -> counts of the guesses (on the device)
+             generator: torch.Generator | None, *, shares: tuple[int, int] | None = None,
+             reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+             ) -> SegmentationCertificate:
+        # SAMPLE n0 -> guesses; SAMPLE n -> counts of the guesses (on the device).
+        # Distributed (smoothing.distributed): this process draws `shares` of the
+        # n0 and n samples and `reduce` sums the counts over all processes.
+        local_n0, local_n = (n0, n) if shares is None else shares
         sampled = S.guess_and_count(
-            self.model, self.sampler, x, num_classes=self.num_classes, n0=n0, n=n,
-            batch_size=self.batch_size, layout=self.layout, generator=generator,
-            progress=self.progress,
+            self.model, self.sampler, x, num_classes=self.num_classes, n0=local_n0,
+            n=local_n, batch_size=self.batch_size, layout=self.layout, generator=generator,
+            progress=self.progress, reduce=reduce,
         )
         t0 = time.perf_counter()
         components = S.component_shape(x, sampled.layout)

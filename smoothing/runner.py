@@ -1,0 +1,1072 @@
+"""Resumable certification runs: the engine behind ``segcertify certify``.
+
+A run certifies a range of inputs of a data set with :class:`~smoothing.SegCertify`
+at every point of a grid ``sigma x tau x n`` and keeps everything in one output
+folder::
+
+    OUT/config.json                       the run's options (a resume must match them)
+    OUT/results.jsonl                     one JSON line per finished (input, grid point)
+    OUT/labels/<input>-<grid>.npz         certified label maps (ABSTAIN = -1)
+    OUT/summary.csv, OUT/summary.md       one row per grid point (the paper's Tables 1/2)
+
+The run is **resumable**: a finished (input, grid point) is one line of
+``results.jsonl``, written with a single ``os.write`` and ``fsync`` after its label
+file is in place, so a killed run loses at most the pairs it was working on, and a
+restart with the same options skips everything that is recorded. It is
+**reproducible**: the noise of input ``i`` at grid point ``g`` comes from a generator
+seeded by ``(seed, i, g)`` only, so the results do not depend on resumes, on the
+order of the inputs or on the other inputs and grid points of the run.
+
+The steps are separate so that nothing is written before everything is checked:
+:func:`prepare` validates the options, loads the model, opens the data set and runs
+the model once; :func:`check_output_dir` checks a resumed folder; then
+:meth:`CertificationRun.execute` writes. :func:`summarize` rebuilds the table from
+the saved results (of every rank's ``results*.jsonl``).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import samplers
+from smoothing.metrics import confusion_matrix
+from smoothing.segcertify import CERTIFYING_CORRECTIONS, SegCertify
+
+__all__ = [
+    "DATASETS",
+    "SAMPLERS",
+    "SUMMARY_COLUMNS",
+    "CertificationRun",
+    "GridPoint",
+    "RunConfig",
+    "RunReport",
+    "Summary",
+    "append_record",
+    "check_output_dir",
+    "input_metrics",
+    "noise_seed",
+    "predict_clean",
+    "prepare",
+    "read_records",
+    "repair_jsonl",
+    "results_filename",
+    "summarize",
+    "write_summary",
+]
+
+_FORMAT = "segcertify.run"
+_FORMAT_VERSION = 1
+_IGNORE_INDEX = 255
+#: Options that may differ between a run and its resume (they do not change results).
+_NOT_COMPARED = frozenset({"checkpoint", "data_root"})
+
+
+# --------------------------------------------------------------------------- tables
+@dataclass(frozen=True)
+class _DatasetInfo:
+    kind: str  # 'image' or 'points'
+    synthetic: bool
+    default_split: str
+    default_model: str | None
+    default_num_inputs: int | None
+
+
+#: Data sets a run can read: name -> input kind, built in?, default split, model, size.
+DATASETS: dict[str, _DatasetInfo] = {
+    "streets": _DatasetInfo("image", True, "test", "streets-unet-sigma0.25", 100),
+    "parts": _DatasetInfo("points", True, "test", "parts-pointnet-normals-sigma0.25", 96),
+    "cityscapes": _DatasetInfo("image", False, "val", None, None),
+    "pascal-context": _DatasetInfo("image", False, "val", None, None),
+    "shapenet-part": _DatasetInfo("points", False, "test", None, None),
+}
+
+#: Sampler names -> (class, parameter that ``sigma`` sets, point clouds only?).
+SAMPLERS: dict[str, tuple[type[samplers.Sampler], str, bool]] = {
+    "gaussian": (samplers.GaussianL2, "sigma", False),
+    "laplace": (samplers.LaplaceL1, "scale", False),
+    "rotation-z": (samplers.RotationZ, "sigma", True),
+    "rotation-3d": (samplers.Rotation3D, "sigma", True),
+}
+
+#: Columns of ``summary.csv``, in order.
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "method", "sampler", "sigma", "tau", "n", "n0", "alpha", "correction", "k",
+    "num_inputs", "accuracy", "miou", "miou_dataset", "abstain_pct", "time_per_input_s",
+    "radius", "sound",
+)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class RunConfig:
+    """Every option of a certification run that can change its results.
+
+    ``None`` means "the default for this data set / model"; :func:`prepare` fills in
+    the resolved values (they are what ``config.json`` records).
+
+    Parameters
+    ----------
+    dataset : {'streets', 'parts', 'cityscapes', 'pascal-context', 'shapenet-part'}
+        The first two are built in; the others are read from ``data_root``.
+    model : str, optional
+        A built-in model (:func:`smoothing.models.list_models`); default:
+        ``'streets-unet-sigma0.25'`` for streets, ``'parts-pointnet-normals-sigma0.25'``
+        for parts.
+    checkpoint, arch : str, optional
+        A user's checkpoint (instead of ``model``) and its architecture
+        (``'unet'``/``'pointnet'``; needed for a plain state_dict).
+    data_root, split : str, optional
+        Folder of a real data set; split (default ``'val'``, ``'test'`` for
+        ShapeNet and the synthetic sets).
+    image_size : (int, int), optional
+        (height, width): the synthetic scenes' size (default (64, 128)); resizes the
+        images of Cityscapes / Pascal Context (default: native size).
+    num_points : int, default 2048
+        Points per cloud (parts, shapenet-part).
+    data_seed : int, default 0
+        Seed of the synthetic data and of ShapeNet's resampling.
+    sampler : {'gaussian', 'laplace', 'rotation-z', 'rotation-3d'}, default 'gaussian'
+        Smoothing distribution; ``sigma`` is its parameter (the Laplace scale).
+    sigma : tuple of float, optional
+        Noise levels of the grid; default: the model's training sigma (Gaussian).
+    n0 : int, default 10
+        Samples for guessing the classes.
+    n, tau : tuple
+        Sample sizes and thresholds of the grid.
+    alpha : float, default 0.001
+        FWER of every certificate.
+    correction : str, default 'holm'
+        One of :data:`smoothing.CERTIFYING_CORRECTIONS`; ``k`` for the k-FWER ones.
+    batch_size : int, default 50
+        Noisy copies per forward pass (part of the noise stream, hence compared).
+    num_inputs, start, stride : int
+        Inputs ``start, start + stride, ...``; ``num_inputs`` of them (default: 100
+        for streets, 96 for parts, all for the real data sets).
+    seed : int, default 0
+        Base seed of the noise.
+    """
+
+    dataset: str = "streets"
+    model: str | None = None
+    checkpoint: str | None = None
+    arch: str | None = None
+    data_root: str | None = None
+    split: str | None = None
+    image_size: tuple[int, int] | None = None
+    num_points: int = 2048
+    data_seed: int = 0
+    sampler: str = "gaussian"
+    sigma: tuple[float, ...] | None = None
+    n0: int = 10
+    n: tuple[int, ...] = (100,)
+    tau: tuple[float, ...] = (0.75,)
+    alpha: float = 0.001
+    correction: str = "holm"
+    k: int = 1
+    batch_size: int = 50
+    num_inputs: int | None = None
+    start: int = 0
+    stride: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        # a scalar is a one-point grid; lists become tuples (hashable, comparable)
+        for name in ("sigma", "n", "tau", "image_size"):
+            value = getattr(self, name)
+            if isinstance(value, int | float) and name != "image_size":
+                object.__setattr__(self, name, (value,))
+            elif isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as JSON-ready values (tuples become lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+def _fmt(value: float) -> str:
+    return format(float(value), ".10g")
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One (sigma, tau, n) point of a run's grid.
+
+    Examples
+    --------
+    >>> GridPoint(0.25, 0.75, 100).key
+    'sigma0.25-tau0.75-n100'
+    """
+
+    sigma: float
+    tau: float
+    n: int
+
+    @property
+    def key(self) -> str:
+        """The grid point's name in records and file names."""
+        return f"sigma{_fmt(self.sigma)}-tau{_fmt(self.tau)}-n{self.n}"
+
+
+def noise_seed(seed: int, index: int, key: str) -> int:
+    """The seed of the noise of input ``index`` at grid point ``key``.
+
+    Derived with :class:`numpy.random.SeedSequence` from ``seed``, ``index`` and a
+    SHA-256 of ``key``: it depends on nothing else (not the order of the inputs, a
+    resume or the rest of the grid).
+
+    Examples
+    --------
+    >>> noise_seed(0, 3, "sigma0.25-tau0.75-n100") == noise_seed(0, 3, "sigma0.25-tau0.75-n100")
+    True
+    >>> noise_seed(0, 3, "sigma0.25-tau0.75-n100") == noise_seed(0, 4, "sigma0.25-tau0.75-n100")
+    False
+    """
+    digest = hashlib.sha256(key.encode()).digest()
+    words = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
+    state = np.random.SeedSequence([int(seed), int(index), *words]).generate_state(1, np.uint64)
+    return int(state[0])
+
+
+def results_filename(rank: int = 0, world_size: int = 1) -> str:
+    """Name of the results file that rank ``rank`` of ``world_size`` appends to.
+
+    Examples
+    --------
+    >>> results_filename(), results_filename(2, 4)
+    ('results.jsonl', 'results.rank2.jsonl')
+    """
+    return "results.jsonl" if world_size == 1 else f"results.rank{rank}.jsonl"
+
+
+def _check_int(value: object, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"`{name}` must be an integer >= {low}; got {value!r}.")
+    if value < low:
+        raise ValueError(f"`{name}` must be an integer >= {low}; got {value}.")
+    return int(value)
+
+
+def _check_list(values: object, name: str) -> tuple:
+    if not isinstance(values, Sequence) or isinstance(values, str) or not values:
+        raise ValueError(f"`{name}` must be a non-empty list; got {values!r}.")
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"`{name}` lists {v!r} twice.")
+        seen.add(v)
+    return tuple(values)
+
+
+def _check_real(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise TypeError(f"`{name}` must be a real number; got {value!r}.")
+    return float(value)
+
+
+def _check_config(cfg: RunConfig) -> None:
+    """Range checks of the scalar options (raise ValueError/TypeError naming the option)."""
+    if cfg.dataset not in DATASETS:
+        raise ValueError(f"`dataset` must be one of {', '.join(DATASETS)}; got {cfg.dataset!r}.")
+    if cfg.sampler not in SAMPLERS:
+        raise ValueError(f"`sampler` must be one of {', '.join(SAMPLERS)}; got {cfg.sampler!r}.")
+    if cfg.correction not in CERTIFYING_CORRECTIONS:
+        raise ValueError(
+            f"`correction` must be one of {', '.join(sorted(CERTIFYING_CORRECTIONS))} (those "
+            f"that certify under arbitrary dependence); got {cfg.correction!r}."
+        )
+    for name in ("n0", "k", "batch_size", "num_points", "stride"):
+        _check_int(getattr(cfg, name), name, 1)
+    for name in ("start", "seed", "data_seed"):
+        _check_int(getattr(cfg, name), name, 0)
+    if cfg.num_inputs is not None:
+        _check_int(cfg.num_inputs, "num_inputs", 1)
+    alpha = _check_real(cfg.alpha, "alpha")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"`alpha` must lie in (0, 1); got {cfg.alpha!r}.")
+    for n in _check_list(cfg.n, "n"):
+        _check_int(n, "n", 1)
+    for tau in _check_list(cfg.tau, "tau"):
+        if not 0.5 <= _check_real(tau, "tau") < 1.0:
+            raise ValueError(f"`tau` must lie in [0.5, 1); got {tau!r}.")
+    if cfg.sigma is not None:
+        for s in _check_list(cfg.sigma, "sigma"):
+            if not (math.isfinite(_check_real(s, "sigma")) and s > 0):
+                raise ValueError(f"`sigma` must be finite and > 0; got {s!r}.")
+    info = DATASETS[cfg.dataset]
+    if info.synthetic and cfg.data_root is not None:
+        raise ValueError(f"`data_root` is not used by the built-in dataset {cfg.dataset!r}.")
+    if not info.synthetic and cfg.data_root is None:
+        raise ValueError(f"dataset {cfg.dataset!r} needs `data_root` (its folder).")
+    if cfg.image_size is not None and (
+        len(cfg.image_size) != 2 or min(cfg.image_size) < 1
+    ):
+        raise ValueError(f"`image_size` must be two integers >= 1; got {cfg.image_size!r}.")
+
+
+# --------------------------------------------------------------------------- loading
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise ValueError(f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}.") \
+            from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"`device` is {device!r} but CUDA is not available on this machine.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"`device` is {device!r} but only {torch.cuda.device_count()} GPU(s) are visible."
+        )
+    return dev
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _load_model(cfg: RunConfig, num_classes: int,
+                device: torch.device) -> tuple[torch.nn.Module, str, RunConfig]:
+    """The model, the SHA-256 of its file and the config with the model resolved."""
+    from smoothing.models import registry
+
+    if cfg.model is not None and cfg.checkpoint is not None:
+        raise ValueError("give either `model` (a built-in name) or `checkpoint`, not both.")
+    if cfg.checkpoint is None:
+        if cfg.arch is not None:
+            raise ValueError("`arch` is only used with `checkpoint`.")
+        name = cfg.model or DATASETS[cfg.dataset].default_model
+        if name is None:
+            raise ValueError(
+                f"dataset {cfg.dataset!r} has no built-in model: pass a `checkpoint` (and "
+                "its `arch`)."
+            )
+        if name not in registry.BUILTIN_MODELS:
+            raise ValueError(
+                f"`model` must be one of {', '.join(registry.list_models())}; got {name!r}."
+            )
+        spec = registry.get_model_spec(name)
+        if spec.num_classes != num_classes:
+            raise ValueError(
+                f"model {name!r} has {spec.num_classes} classes but dataset {cfg.dataset!r} "
+                f"has {num_classes}."
+            )
+        model = registry.load_model(name, device=device)
+        return model, _sha256(registry.checkpoint_path(name)), replace(cfg, model=name)
+    path = Path(cfg.checkpoint).expanduser().resolve()
+    model = registry.load_checkpoint(path, arch=cfg.arch, num_classes=num_classes, device=device)
+    arch = next(k for k, c in registry.ARCHITECTURES.items() if type(model) is c)
+    return model, _sha256(path), replace(cfg, checkpoint=str(path), arch=arch)
+
+
+def _open_dataset(cfg: RunConfig, normals: bool,
+                  length: int | None) -> torch.utils.data.Dataset:
+    from smoothing import datasets as D
+
+    split = cfg.split or DATASETS[cfg.dataset].default_split
+    if cfg.dataset == "streets":
+        h, w = cfg.image_size or (64, 128)
+        return D.SyntheticStreets(length, split=split, seed=cfg.data_seed, height=h, width=w)
+    if cfg.dataset == "parts":
+        return D.SyntheticParts(length, split=split, seed=cfg.data_seed,
+                                num_points=cfg.num_points, normals=normals)
+    root = Path(cfg.data_root).expanduser().resolve()
+    size = tuple(cfg.image_size) if cfg.image_size is not None else None
+    if cfg.dataset == "cityscapes":
+        return D.Cityscapes(root, split, size=size)
+    if cfg.dataset == "pascal-context":
+        return D.PascalContext59(root, split, size=size)
+    return D.ShapeNetPart(root, split, num_points=cfg.num_points, normals=normals,
+                          seed=cfg.data_seed)
+
+
+def _dataset_classes(name: str) -> int:
+    from smoothing import datasets as D
+
+    return {
+        "streets": D.SyntheticStreets, "parts": D.SyntheticParts, "cityscapes": D.Cityscapes,
+        "pascal-context": D.PascalContext59, "shapenet-part": D.ShapeNetPart,
+    }[name].num_classes  # fmt: skip
+
+
+def _select(cfg: RunConfig, size: int) -> range:
+    if cfg.start >= size:
+        raise ValueError(f"`start` is {cfg.start} but the data set has only {size} inputs.")
+    available = range(cfg.start, size, cfg.stride)
+    if cfg.num_inputs is None:
+        return available
+    if cfg.num_inputs > len(available):
+        raise ValueError(
+            f"`num_inputs` is {cfg.num_inputs} but the data set has only {len(available)} "
+            f"inputs from start {cfg.start} with stride {cfg.stride}."
+        )
+    return available[: cfg.num_inputs]
+
+
+def _model_kind(model: torch.nn.Module) -> tuple[str, str]:
+    """(input kind, output layout) of a built-in architecture."""
+    from smoothing.models import SmallUNet
+
+    return ("image", "BCHW") if isinstance(model, SmallUNet) else ("points", "BNC")
+
+
+def _make_sampler(name: str, sigma: float, kind: str) -> samplers.Sampler:
+    cls, param, points_only = SAMPLERS[name]
+    if points_only and kind != "points":
+        raise ValueError(f"sampler {name!r} rotates point clouds; the data set holds images.")
+    if cls in (samplers.GaussianL2, samplers.LaplaceL1):
+        return cls(sigma, point_cloud=kind == "points")
+    return cls(sigma)
+
+
+def _default_sigma(cfg: RunConfig, model: torch.nn.Module) -> tuple[float, ...]:
+    if cfg.sigma is not None:
+        return tuple(float(s) for s in cfg.sigma)
+    sigma = getattr(model, "metadata", {}).get("sigma")
+    if cfg.sampler == "gaussian" and isinstance(sigma, int | float) and sigma > 0:
+        return (float(sigma),)
+    raise ValueError(
+        "`sigma` is required: the model records no training noise level for the "
+        f"{cfg.sampler!r} sampler."
+    )
+
+
+# --------------------------------------------------------------------------- metrics
+def predict_clean(model: torch.nn.Module, x: torch.Tensor, *, layout: str,
+                  num_classes: int) -> torch.Tensor:
+    """The base model's labels for ONE clean input (shape of the components, CPU int64)."""
+    device = next(iter(model.parameters())).device
+    model.eval()
+    try:
+        with torch.inference_mode():
+            out = model(x.unsqueeze(0).to(device))
+    except RuntimeError as err:
+        raise ValueError(
+            f"the model cannot process an input of shape {tuple(x.shape)}: {err}"
+        ) from err
+    if layout == "BCHW":
+        expected, class_dim = (1, num_classes, *x.shape[1:]), 1
+    else:
+        expected, class_dim = (1, x.shape[0], num_classes), 2
+    if tuple(out.shape) != expected:
+        raise ValueError(
+            f"the model returned shape {tuple(out.shape)} for an input of shape "
+            f"{tuple(x.shape)}; expected {expected}."
+        )
+    return out.argmax(class_dim)[0].cpu()
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def input_metrics(pred: np.ndarray, target: np.ndarray, num_classes: int) -> dict[str, Any]:
+    """Per-input metrics of a label map (ABSTAIN = -1) against the ground truth.
+
+    ``intersection``/``union`` per class let :func:`summarize` pool any mIoU.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = input_metrics(np.array([0, 1, -1, 1]), np.array([0, 1, 1, 255]), 2)
+    >>> m["num_valid"], m["num_correct"], m["num_abstain"], m["intersection"], m["union"]
+    (3, 2, 1, [1, 1], [1, 2])
+    """
+    conf = confusion_matrix(pred, target, num_classes, ignore_index=_IGNORE_INDEX)
+    tp = np.diag(conf[:, :num_classes])
+    union = conf.sum(axis=1) + conf[:, :num_classes].sum(axis=0) - tp
+    valid, correct, abstain = int(conf.sum()), int(tp.sum()), int(conf[:, -1].sum())
+    present = union > 0
+    miou = float(np.mean(tp[present] / union[present])) if present.any() else float("nan")
+    return {
+        "num_components": int(np.asarray(pred).size),
+        "num_valid": valid,
+        "num_correct": correct,
+        "num_abstain": abstain,
+        "accuracy": _nan_to_none(correct / valid if valid else float("nan")),
+        "abstain_rate": _nan_to_none(abstain / valid if valid else float("nan")),
+        "miou": _nan_to_none(miou),
+        "intersection": tp.astype(int).tolist(),
+        "union": union.astype(int).tolist(),
+    }
+
+
+# --------------------------------------------------------------------------- files
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, data: bytes, tag: str = "") -> None:
+    """Write ``data`` to a temporary file next to ``path``, fsync, then rename."""
+    tmp = path.with_name(f".{path.name}{tag}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _save_arrays(path: Path, rank: int, **arrays: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    _write_atomic(path, buf.getvalue(), tag=f".rank{rank}")
+
+
+def append_record(path: Path, record: Mapping[str, Any]) -> None:
+    """Append one JSON line to ``path`` with a single ``os.write``, then fsync."""
+    line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(f"short write to '{path}' ({written} of {len(line)} bytes).")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def repair_jsonl(path: Path) -> int:
+    """Cut a trailing partial line (a write killed midway) off ``path``; bytes removed."""
+    if not path.is_file():
+        return 0
+    with open(path, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        end = size
+        while end > 0:  # scan back for the last newline, 64 kB at a time
+            start = max(0, end - (1 << 16))
+            f.seek(start)
+            chunk = f.read(end - start)
+            if end == size and chunk.endswith(b"\n"):
+                return 0
+            pos = chunk.rfind(b"\n")
+            if pos >= 0:
+                end = start + pos + 1
+                break
+            end = start
+        f.truncate(end)
+        f.flush()
+        os.fsync(f.fileno())
+    return size - end
+
+
+def _iter_lines(path: Path) -> Iterable[dict[str, Any]]:
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                break  # a partial last line: a write in progress or killed
+            try:
+                record = json.loads(line)
+            except ValueError:
+                print(f"warning: skipping an unreadable line in '{path}'", file=sys.stderr)
+                continue
+            if isinstance(record, dict):
+                yield record
+
+
+def read_records(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """All finished records of a run folder, from every ``results*.jsonl``, deduplicated.
+
+    A record is identified by ``(input, grid)``; the first occurrence wins, and a
+    partial last line of a file is ignored.
+    """
+    seen: dict[tuple[int, str], dict[str, Any]] = {}
+    for path in sorted(Path(out_dir).glob("results*.jsonl")):
+        for rec in _iter_lines(path):
+            seen.setdefault((int(rec["input"]), str(rec["grid"])), rec)
+    return list(seen.values())
+
+
+def _read_config(out: Path) -> dict[str, Any]:
+    path = out / "config.json"
+    try:
+        blob = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"'{path}' is not a readable run configuration: {err}") from err
+    if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
+        raise ValueError(f"'{path}' is not a segcertify run configuration.")
+    return blob
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        if key in _NOT_COMPARED:
+            continue
+        a, b = old.get(key), new.get(key)
+        if a != b:
+            diffs.append(f"{key} {json.dumps(a)} -> {json.dumps(b)}")
+    return diffs
+
+
+def check_output_dir(out_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> bool:
+    """Check that a run with ``record`` (its ``config.json``) may write to ``out_dir``.
+
+    Returns ``True`` if ``out_dir`` holds the same run (a resume), ``False`` if it is
+    new (absent or empty of results). Writes nothing.
+
+    Raises
+    ------
+    ValueError
+        If ``out_dir`` is a file, holds results without a ``config.json``, or holds a
+        run with other options (the message names them).
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"`out` '{out}' exists and is not a directory.")
+    if not (out / "config.json").exists():
+        # config.json is written before any results: re-check it (another rank may
+        # have just started this run)
+        if (out.is_dir() and any(out.glob("results*.jsonl"))
+                and not (out / "config.json").exists()):
+            raise ValueError(f"'{out}' holds results but no config.json; use another `out`.")
+        return False
+    old = _read_config(out)
+    diffs = _differences(old.get("config", {}), record["config"])
+    diffs += _differences(old.get("derived", {}), record["derived"])
+    if diffs:
+        raise ValueError(
+            f"'{out}' holds a run with other options ({'; '.join(diffs)}); resume with the "
+            "same options or choose another `out`."
+        )
+    return True
+
+
+# --------------------------------------------------------------------------- the run
+@dataclass(frozen=True)
+class RunReport:
+    """What :meth:`CertificationRun.execute` did.
+
+    Attributes
+    ----------
+    out_dir : pathlib.Path
+        The output folder.
+    resumed : bool
+        Whether it continued an earlier run.
+    skipped, computed : int
+        (input, grid point) pairs of this rank found finished / computed now (the
+        clean "base" evaluation counts as one grid point).
+    """
+
+    out_dir: Path
+    resumed: bool
+    skipped: int
+    computed: int
+
+
+@dataclass
+class CertificationRun:
+    """A validated, ready-to-run certification (made by :func:`prepare`).
+
+    Attributes
+    ----------
+    config : RunConfig
+        The resolved options.
+    model : torch.nn.Module
+        The base model, in eval mode on ``device``.
+    dataset : torch.utils.data.Dataset
+        The data set.
+    indices : range
+        The selected data set indices.
+    grid : list of GridPoint
+        The grid, ``sigma`` slowest, then ``tau``, then ``n``.
+    record : dict
+        The content of ``config.json``.
+    """
+
+    config: RunConfig
+    model: torch.nn.Module
+    dataset: Any
+    indices: range
+    grid: list[GridPoint]
+    record: dict[str, Any]
+    device: torch.device
+    layout: str
+    num_classes: int
+    certifiers: dict[str, SegCertify] = field(repr=False)
+
+    def execute(self, out_dir: str | os.PathLike[str], *, rank: int = 0, world_size: int = 1,
+                progress: bool = True) -> RunReport:
+        """Certify every selected input of this rank at every grid point; resumable.
+
+        Parameters
+        ----------
+        out_dir : str or os.PathLike
+            Output folder (created with its parents; a folder holding this same run
+            is resumed).
+        rank, world_size : int, default 0, 1
+            This process takes the inputs ``indices[rank::world_size]`` and appends to
+            :func:`results_filename` ``(rank, world_size)``. The noise does not depend
+            on them.
+        progress : bool, default True
+            tqdm bars on stderr: over the inputs and over each input's sampling batches.
+
+        Returns
+        -------
+        RunReport
+
+        Raises
+        ------
+        ValueError
+            As :func:`check_output_dir` (before anything is written).
+        """
+        _check_int(world_size, "world_size", 1)
+        if not 0 <= _check_int(rank, "rank", 0) < world_size:
+            raise ValueError(f"`rank` must lie in [0, {world_size}); got {rank}.")
+        out = Path(out_dir)
+        resumed = check_output_dir(out, self.record)
+        (out / "labels").mkdir(parents=True, exist_ok=True)
+        if not resumed:
+            _write_atomic(out / "config.json",
+                          (json.dumps(self.record, indent=2) + "\n").encode(), f".rank{rank}")
+        own = out / results_filename(rank, world_size)
+        repair_jsonl(own)
+        for stale in (out / "labels").glob(f".*.rank{rank}.tmp"):
+            stale.unlink(missing_ok=True)
+        done = {(int(r["input"]), str(r["grid"])) for r in read_records(out)}
+        mine = self.indices[rank::world_size]
+        keys = ["base"] + [g.key for g in self.grid]
+        skipped = sum((i, k) in done for i in mine for k in keys)
+        computed = 0
+        bar = _progress_bar(len(mine), sum(all((i, k) in done for k in keys) for i in mine),
+                            progress, rank, world_size)
+        for cert in self.certifiers.values():
+            cert.progress = progress
+        try:
+            for index in mine:
+                todo = [k for k in keys if (index, k) not in done]
+                if todo:
+                    computed += self._run_input(index, todo, out, own, rank, bar)
+                    bar.update(1)
+        finally:
+            bar.close()
+        return RunReport(out, resumed, skipped, computed)
+
+    def _run_input(self, index: int, todo: list[str], out: Path, own: Path, rank: int,
+                   bar: Any) -> int:
+        item = self.dataset[index]
+        x, y = item[0], item[1].numpy()
+        extra = {"category": int(item[2])} if len(item) > 2 else {}
+        grid = {g.key: g for g in self.grid}
+        for key in todo:
+            bar.set_postfix_str(f"input {index}, {key}", refresh=True)
+            if key == "base":
+                record, arrays = self._evaluate_base(index, x, y)
+            else:
+                record, arrays = self._evaluate_point(index, x, y, grid[key])
+            rel = f"labels/{index:06d}-{key}.npz"
+            _save_arrays(out / rel, rank, **arrays)  # the labels first, then the record
+            append_record(own, {**record, **extra, "labels_file": rel, "rank": rank})
+        return len(todo)
+
+    def _evaluate_base(self, index: int, x: torch.Tensor,
+                       y: np.ndarray) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        t0 = time.perf_counter()
+        pred = predict_clean(self.model, x, layout=self.layout, num_classes=self.num_classes)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        labels = pred.numpy()
+        record = {"kind": "base", "input": index, "grid": "base",
+                  **input_metrics(labels, y, self.num_classes), "time_forward": seconds}
+        return record, {"labels": labels.astype(_label_dtype(self.num_classes))}
+
+    def _evaluate_point(self, index: int, x: torch.Tensor, y: np.ndarray,
+                        g: GridPoint) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        cfg = self.config
+        seed = noise_seed(cfg.seed, index, g.key)
+        certifier = self.certifiers[g.key]
+        cert = certifier.certify(x, generator=torch.Generator().manual_seed(seed))
+        labels = cert.labels.numpy()
+        record = {
+            "kind": "certify", "input": index, "grid": g.key,
+            "sigma": g.sigma, "tau": g.tau, "n": g.n, "n0": cfg.n0, "alpha": cfg.alpha,
+            "correction": cfg.correction, "k": cfg.k, "sampler": repr(certifier.sampler),
+            "radius": _nan_to_none(cert.radius), "sound": cert.sound,
+            **input_metrics(labels, y, self.num_classes),
+            "threshold": cert.threshold, "noise_seed": seed,
+            "time_sampling": cert.time_sampling, "time_testing": cert.time_testing,
+        }  # fmt: skip
+        dtype = _label_dtype(self.num_classes)
+        arrays = {"labels": labels.astype(dtype), "guesses": cert.guesses.numpy().astype(dtype),
+                  "counts": cert.counts.numpy().astype(np.int32)}
+        return record, arrays
+
+
+def _label_dtype(num_classes: int) -> type[np.signedinteger]:
+    return np.int16 if num_classes < 2**15 else np.int32
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, initial: int, progress: bool, rank: int, world_size: int) -> Any:
+    if not progress:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm ships with the torch extra
+        return _NoBar()
+    desc = "certify" if world_size == 1 else f"certify (rank {rank})"
+    return tqdm(total=total, initial=initial, desc=desc, unit="input", file=sys.stderr,
+                dynamic_ncols=True)
+
+
+def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> CertificationRun:
+    """Validate a run completely without writing anything.
+
+    Checks the options, loads the model (``num_classes`` must match the data set),
+    opens the data set, builds every sampler and certifier and runs the model once on
+    the first selected input.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The options.
+    device : str or torch.device, default 'auto'
+        Where the model runs ('auto': CUDA if available). It is not part of the
+        results' identity (but the noise drawn on a GPU differs from the CPU's).
+
+    Returns
+    -------
+    CertificationRun
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an invalid option or a model that does not fit the data set.
+    FileNotFoundError
+        For a missing checkpoint or data folder.
+
+    Examples
+    --------
+    >>> run = prepare(RunConfig(dataset="streets", image_size=(32, 32), num_inputs=2,
+    ...                         n0=4, n=(16,), tau=(0.6, 0.75)), device="cpu")
+    >>> run.config.model, run.config.sigma, [g.key for g in run.grid]
+    ('streets-unet-sigma0.25', (0.25,), ['sigma0.25-tau0.6-n16', 'sigma0.25-tau0.75-n16'])
+    """
+    _check_config(config)
+    dev = _resolve_device(device)
+    info = DATASETS[config.dataset]
+    num_classes = _dataset_classes(config.dataset)
+    model, sha, cfg = _load_model(config, num_classes, dev)
+    kind, layout = _model_kind(model)
+    if kind != info.kind:
+        raise ValueError(
+            f"the model takes {'images' if kind == 'image' else 'point clouds'} but dataset "
+            f"{config.dataset!r} holds {'images' if info.kind == 'image' else 'point clouds'}."
+        )
+    cfg = replace(cfg, split=cfg.split or info.default_split,
+                  num_inputs=cfg.num_inputs or info.default_num_inputs,
+                  sigma=_default_sigma(cfg, model))
+    if cfg.dataset == "streets":
+        cfg = replace(cfg, image_size=tuple(cfg.image_size or (64, 128)))
+    if cfg.data_root is not None:
+        cfg = replace(cfg, data_root=str(Path(cfg.data_root).expanduser().resolve()))
+    normals = getattr(model, "in_channels", 3) == 6
+    length = cfg.start + cfg.stride * (cfg.num_inputs - 1) + 1 if info.synthetic else None
+    dataset = _open_dataset(cfg, normals, length)
+    indices = _select(cfg, len(dataset))
+    cfg = replace(cfg, num_inputs=len(indices))
+    grid = [GridPoint(s, t, n) for s in cfg.sigma for t in cfg.tau for n in cfg.n]
+    samplers_ = {s: _make_sampler(cfg.sampler, s, kind) for s in cfg.sigma}
+    certifiers = {
+        g.key: SegCertify(model, samplers_[g.sigma], num_classes=num_classes, n0=cfg.n0, n=g.n,
+                          tau=g.tau, alpha=cfg.alpha, correction=cfg.correction, k=cfg.k,
+                          batch_size=cfg.batch_size, layout=layout)
+        for g in grid
+    }
+    predict_clean(model, dataset[indices[0]][0], layout=layout, num_classes=num_classes)
+    record = _config_record(cfg, sha, num_classes, layout, kind, len(dataset), grid, dev)
+    return CertificationRun(cfg, model, dataset, indices, grid, record, dev, layout,
+                            num_classes, certifiers)
+
+
+def _config_record(cfg: RunConfig, sha: str, num_classes: int, layout: str, kind: str,
+                   size: int, grid: list[GridPoint], device: torch.device) -> dict[str, Any]:
+    try:
+        from importlib.metadata import version
+
+        pkg_version = version("segcertify")
+    except Exception:  # pragma: no cover - not installed
+        pkg_version = None
+    return {
+        "format": _FORMAT,
+        "format_version": _FORMAT_VERSION,
+        "config": cfg.to_dict(),
+        "derived": {"checkpoint_sha256": sha, "num_classes": num_classes, "layout": layout,
+                    "input_kind": kind, "dataset_size": size,
+                    "grid": [g.key for g in grid]},
+        "runtime": {"device": str(device), "torch": torch.__version__,
+                    "segcertify": pkg_version,
+                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+    }
+
+
+# --------------------------------------------------------------------------- summary
+@dataclass(frozen=True)
+class Summary:
+    """The table of a run: one row per grid point (plus the clean base model).
+
+    Attributes
+    ----------
+    rows : tuple of dict
+        Keys :data:`SUMMARY_COLUMNS`.
+    header : str
+        One line naming the model, the data set and the sampler.
+    """
+
+    rows: tuple[dict[str, Any], ...]
+    header: str
+
+    def to_csv(self) -> str:
+        """The rows as CSV text (``summary.csv``)."""
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: "" if row[k] is None else row[k] for k in SUMMARY_COLUMNS})
+        return buf.getvalue()
+
+    def to_markdown(self) -> str:
+        """The rows as a Markdown table in the shape of the paper's Tables 1 and 2."""
+        lines = [
+            self.header,
+            "",
+            "| | σ | τ | n | n0 | correction | inputs | acc. | mIoU | % abstain "
+            "| t / input (s) | radius |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in self.rows:
+            base = r["method"] == "base"
+            cells = [
+                "base model (clean)" if base else "SegCertify",
+                "–" if base else _fmt(r["sigma"]), "–" if base else _fmt(r["tau"]),
+                "–" if base else str(r["n"]), "–" if base else str(r["n0"]),
+                "–" if base else f"{r['correction']}" + (f" (k={r['k']})" if r["k"] != 1 else ""),
+                str(r["num_inputs"]), _num(r["accuracy"], ".3f"), _num(r["miou"], ".3f"),
+                "–" if base else _num(r["abstain_pct"], ".1f"),
+                _num(r["time_per_input_s"], ".3g"), "–" if base else _num(r["radius"], ".3f"),
+            ]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "nan" if value is None or math.isnan(value) else format(value, spec)
+
+
+def _pooled(records: list[dict[str, Any]]) -> dict[str, float]:
+    inter = np.sum([r["intersection"] for r in records], axis=0)
+    union = np.sum([r["union"] for r in records], axis=0)
+    valid = sum(r["num_valid"] for r in records)
+    pair_sum, pairs = 0.0, 0
+    for r in records:
+        i, u = np.asarray(r["intersection"]), np.asarray(r["union"])
+        pair_sum += float(np.sum(i[u > 0] / u[u > 0]))
+        pairs += int(np.count_nonzero(u > 0))
+    return {
+        "accuracy": sum(r["num_correct"] for r in records) / valid if valid else math.nan,
+        "abstain_pct": 100.0 * sum(r["num_abstain"] for r in records) / valid
+        if valid else math.nan,
+        "miou": pair_sum / pairs if pairs else math.nan,
+        "miou_dataset": float(np.mean(inter / np.maximum(1, union))),
+    }
+
+
+def _summary_row(records: list[dict[str, Any]], config: Mapping[str, Any]) -> dict[str, Any]:
+    first = records[0]
+    base = first["kind"] == "base"
+    times = [r["time_forward"] if base else r["time_sampling"] + r["time_testing"]
+             for r in records]
+    row = dict.fromkeys(SUMMARY_COLUMNS)
+    row.update(_pooled(records))
+    row.update(method=first["kind"], num_inputs=len(records),
+               time_per_input_s=float(np.mean(times)))
+    if base:
+        row.update(abstain_pct=0.0)
+    else:
+        row.update({k: first[k] for k in ("sigma", "tau", "n", "n0", "alpha", "correction", "k",
+                                          "radius", "sound")})
+        row["sampler"] = config.get("sampler")
+    return row
+
+
+def summarize(out_dir: str | os.PathLike[str]) -> Summary:
+    """Rebuild the summary table of a run folder from its saved results.
+
+    Reads ``config.json`` and every ``results*.jsonl`` (all ranks), deduplicated by
+    (input, grid point). Accuracy and % abstain are pooled over all non-ignored
+    components; ``miou`` averages the IoU over (input, class) pairs with a non-empty
+    union (App. A.1 of the paper), ``miou_dataset`` over classes of the summed
+    confusion matrix; times are means per input.
+
+    Raises
+    ------
+    ValueError
+        If the folder has no ``config.json`` or no results.
+    """
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise ValueError(f"`out` '{out}' is not a directory.")
+    blob = _read_config(out)
+    records = read_records(out)
+    if not records:
+        raise ValueError(f"'{out}' holds no finished results yet.")
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(records, key=lambda r: int(r["input"])):
+        groups.setdefault(r["grid"], []).append(r)
+    config = blob["config"]
+    rows = [_summary_row(g, config) for g in groups.values()]
+    rows.sort(key=lambda r: (r["method"] != "base", r["sigma"] or 0, r["tau"] or 0, r["n"] or 0))
+    model = config.get("model") or f"checkpoint {Path(config.get('checkpoint') or '').name}"
+    header = (
+        f"model `{model}` · dataset `{config['dataset']}` ({config['split']}) · sampler "
+        f"`{config['sampler']}` · alpha = {config['alpha']} · seed {config['seed']}"
+    )
+    return Summary(tuple(rows), header)
+
+
+def write_summary(out_dir: str | os.PathLike[str], summary: Summary) -> tuple[Path, Path]:
+    """Write ``summary.csv`` and ``summary.md`` (atomically); returns their paths."""
+    out = Path(out_dir)
+    paths = out / "summary.csv", out / "summary.md"
+    _write_atomic(paths[0], summary.to_csv().encode(), f".{os.getpid()}")
+    _write_atomic(paths[1], summary.to_markdown().encode(), f".{os.getpid()}")
+    return paths
