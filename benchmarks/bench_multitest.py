@@ -104,6 +104,12 @@ def run(sizes, ns, repeat, hommel_sizes):
             print(f"{'copy floor':<34} N={N:>9} n={n!s:>6}  copy {fmt(t_copy):>10}  "
                   f"counts->holm / copy = {t_end / t_copy:.2f}", flush=True)
 
+    for N in sizes:  # continuous p-values: no ties for statsmodels' sort to exploit
+        pu = rng.uniform(size=N) ** 4
+        add("holm (decisions), continuous p", N, "-",
+            best_time(lambda p=pu: mt.holm(p, alpha), repeat), "statsmodels holm",
+            best_time(lambda p=pu: sm_multipletests(p, alpha, method="holm"), repeat))
+
     hommel = getattr(mt, "hommel", None)
     if hommel is not None:
         for N in hommel_sizes:
@@ -138,6 +144,39 @@ def to_markdown(rows) -> str:
     return "\n".join(lines)
 
 
+# (task, N, n or None for any, reference row task or None, what is compared, target)
+TARGETS = [
+    ("counts -> holm (end to end)", 2_097_152, None, "ratio", 200.0,
+     "counts -> Holm at N = 2M: >= 200x scipy binom.sf + statsmodels"),
+    ("np.copy(counts) floor", 2_097_152, None, "inverse", 4.0,
+     "counts -> Holm at N = 2M: within 4x of np.copy(counts)"),
+    ("holm (decisions)", 2_097_152, None, "ratio", 20.0,
+     "Holm on binomial p-values (n + 1 distinct values) at N = 2M: >= 20x statsmodels"),
+    ("holm (decisions), continuous p", 2_097_152, None, "ratio", 20.0,
+     "Holm on continuous p-values at N = 2M: >= 20x statsmodels"),
+    ("hommel", 100_000, None, "ratio", 100.0, "Hommel at N = 10^5: >= 100x statsmodels"),
+]
+
+
+def targets_markdown(rows) -> str:
+    """The issue's speed targets against the rows just measured (worst case over n)."""
+    lines = ["| target | measured (worst over n) | met |", "|---|---:|---|"]
+    for task, N, _, kind, goal, text in TARGETS:
+        vals = [r[6] for r in rows if r[0] == task and r[1] == N]
+        if not vals:
+            continue
+        if kind == "ratio":
+            worst = min(vals)
+            ok = worst >= goal
+            shown = f"{worst:,.1f}x"
+        else:  # ours / copy must stay below goal
+            worst = max(vals)
+            ok = worst <= goal
+            shown = f"{worst:.2f}x the copy"
+        lines.append(f"| {text} | {shown} | {'yes' if ok else '**no**'} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, no doc update")
@@ -148,7 +187,8 @@ def main(argv=None) -> None:
     else:
         rows = run([10_000, 1_000_000, 2_097_152], [100, 10_000], args.repeat,
                    [10_000, 100_000])
-    md = to_markdown(rows)
+    md = to_markdown(rows) + "\n\n**Targets** (issue 2, this 2-core machine):\n\n" + \
+        targets_markdown(rows)
     print("\n" + md)
     if not args.quick:
         print(f"\nwritten to {write_section('bench_multitest', 'multitest', md)}")

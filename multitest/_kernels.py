@@ -217,24 +217,57 @@ def _num_rejected_from_hist(hist, N, step_up):
     return R
 
 
-_WHERE_MASK = 8191  # the first 8192 suspect positions are remembered
+_BLOCK = 4096  # p-values per block: their estimated ranks stay in the L1 cache
+_LANES = 8  # rotating counters for rank N + 1 (see step_num_rejected)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _estimated_rank(code, N, alpha, k, extra, x, margin):
-    """(rank from the closed form, whether it might differ from the exact first rank).
+def _ceil_rank(g, N, low, margin):
+    """(ceil(g) clamped to [1, N + 1], 1 on a plateau g <= low; whether g is a suspect).
 
-    J = ceil(g) clamped to [1, N + 1] (and 1 on Lehmann-Romano's plateau g <= k)
-    changes value only where g crosses an integer m in [low, N]; a p-value whose g
-    lies within `margin` of such an integer is a suspect.
+    J = ceil(g) changes value only where g crosses an integer m in [low, N]; a
+    p-value whose g lies within `margin` of such an integer is a suspect.
     """
-    g = _rank_estimate(code, N, alpha, k, extra, x)
     c = min(max(np.ceil(g), 1.0), N + 1.0)
-    low = float(k) if code == STEPDOWN_K else 1.0
     c = c if c > low else 1.0  # ranks 1..k of Lehmann-Romano share one critical value
     m = np.rint(g)
     suspect = (np.abs(g - m) <= margin) & (m >= low) & (m <= N)
     return c, suspect
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _estimate_block(code, N, alpha, k, extra, p, start, stop, buf, margin):
+    """Estimated ranks of ``p[start:stop]`` into ``buf`` (negated for a suspect).
+
+    One branch-free loop per procedure (the procedure is fixed outside the loop),
+    so that the compiler vectorises it. Returns the number of invalid p-values
+    (NaN or outside [0, 1]); their entries of `buf` are clamped but meaningless.
+    """
+    invalid = 0
+    low = float(k) if code == STEPDOWN_K else 1.0
+    if code == STEPDOWN_K:
+        top = N + float(k)
+        ka = k * alpha
+        for i in range(start, stop):
+            x = p[i]
+            invalid += not (x >= 0.0 and x <= 1.0)
+            c, suspect = _ceil_rank(top - ka / x, N, low, margin)
+            buf[i - start] = np.int64(c) * (1 - 2 * np.int64(suspect))
+    elif code == BH or code == BY:
+        scale = N / alpha if code == BH else N * extra / alpha
+        for i in range(start, stop):
+            x = p[i]
+            invalid += not (x >= 0.0 and x <= 1.0)
+            c, suspect = _ceil_rank(scale * x, N, low, margin)
+            buf[i - start] = np.int64(c) * (1 - 2 * np.int64(suspect))
+    else:
+        for i in range(start, stop):
+            x = p[i]
+            invalid += not (x >= 0.0 and x <= 1.0)
+            c, suspect = _ceil_rank(_rank_estimate(code, N, alpha, k, extra, x), N, low,
+                                    margin)
+            buf[i - start] = np.int64(c) * (1 - 2 * np.int64(suspect))
+    return invalid
 
 
 @njit("Tuple((int64, int64))(float64[::1], int64, float64, int64, float64, boolean)",
@@ -248,58 +281,53 @@ def step_num_rejected(p, code, alpha, k, extra, step_up):
     cut (the critical values are nondecreasing), so the rejected set is
     {i : J_i <= R} = {i : p_i <= c_R}.
 
-    In exact arithmetic J_i = ceil(g(p_i)) in closed form. The first pass
-    histograms that estimate without branching (branches here cost more than the
-    arithmetic) and counts the p-values whose ``g`` lies within a margin of
-    1e-9 (N + k + 1) -- many orders of magnitude above its rounding error -- of an
-    integer; only if there are any, a second pass moves those to the rank given by
-    the exact float comparisons ``p <= c_j``. The result is exact.
+    In exact arithmetic J_i = ceil(g(p_i)) in closed form. Block by block, a
+    vectorised loop computes that estimate and marks the p-values whose ``g`` lies
+    within a margin of 1e-9 (N + k + 1) -- many orders of magnitude above its
+    rounding error -- of an integer; a second loop histograms the block, giving each
+    marked p-value the rank of the exact float comparisons ``p <= c_j``
+    (:func:`first_rank`). The result is exact. Rank N + 1 (not rejectable), which
+    takes most p-values of a typical input, is counted in 8 rotating counters:
+    consecutive increments of one counter would wait on each other's stores.
 
     The kernel also validates: it returns ``(R, status)`` with status 0 (valid),
     1 (a NaN) or 2 (a value outside [0, 1]).
     """
     N = p.shape[0]
-    hist = np.zeros(N + 2, dtype=np.int64)
-    where = np.empty(_WHERE_MASK + 1, dtype=np.int64)
     if code == STEPDOWN_K and k >= N:  # one critical value k alpha / N: single step
         code = BONFERRONI
-    margin = 1e-9 * (N + k + 1.0)
+    invalid = 0
     if code == BONFERRONI or code == SIDAK:
         c1 = crit(code, 1, N, alpha, k, extra)
-        invalid = 0
+        passed = 0
         for i in range(N):
             x = p[i]
             invalid += not (x >= 0.0 and x <= 1.0)
-            hist[1 if x <= c1 else N + 1] += 1
-        suspects = 0
+            passed += x <= c1
+        R = passed
     else:
-        invalid = 0
-        suspects = 0
-        for i in range(N):
-            x = p[i]
-            invalid += not (x >= 0.0 and x <= 1.0)
-            c, suspect = _estimated_rank(code, N, alpha, k, extra, x, margin)
-            hist[int(c)] += 1
-            where[suspects & _WHERE_MASK] = i  # branch-free: kept only if suspect
-            suspects += suspect
+        margin = 1e-9 * (N + k + 1.0)
+        hist = np.zeros(N + 2 + _LANES, dtype=np.int64)  # calloc: untouched pages are free
+        last = N + 2  # hist[last + lane] counts rank N + 1 (never rejected), by lane
+        buf = np.empty(_BLOCK, dtype=np.int64)
+        for start in range(0, N, _BLOCK):
+            stop = min(start + _BLOCK, N)
+            invalid += _estimate_block(code, N, alpha, k, extra, p, start, stop, buf, margin)
+            for t in range(stop - start):
+                j = buf[t]
+                if j < 0:  # a suspect (rare): settle it exactly
+                    j = first_rank(code, N, alpha, k, extra, p[start + t])
+                j = last + (t & (_LANES - 1)) if j == N + 1 else j  # a select, not a branch
+                hist[np.uint64(j)] += 1  # unsigned: no negative-index wraparound check
+        for lane in range(_LANES):
+            hist[N + 1] += hist[last + lane]
+        R = 0 if invalid else _num_rejected_from_hist(hist, N, step_up)
     if invalid:
         for i in range(N):
             if p[i] != p[i]:
                 return 0, 1
         return 0, 2
-    if suspects > _WHERE_MASK + 1:  # too many to have been recorded: rescan
-        suspects = 0
-        for i in range(N):
-            c, suspect = _estimated_rank(code, N, alpha, k, extra, p[i], margin)
-            if suspect:
-                hist[int(c)] -= 1
-                hist[first_rank(code, N, alpha, k, extra, p[i])] += 1
-    for t in range(suspects):
-        x = p[where[t]]
-        c, _ = _estimated_rank(code, N, alpha, k, extra, x, margin)
-        hist[int(c)] -= 1
-        hist[first_rank(code, N, alpha, k, extra, x)] += 1
-    return _num_rejected_from_hist(hist, N, step_up), 0
+    return R, 0
 
 
 @njit("float64[::1](float64[::1], int64, int64, float64, boolean)", cache=True,
