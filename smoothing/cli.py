@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto",
                    help="auto (CUDA if available), cpu, cuda, cuda:N (default: %(default)s)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--shard", choices=("inputs", "samples"), default="inputs",
+                   help="under torchrun: split the inputs over the ranks, or split every "
+                        "input's samples over them (default: %(default)s)")
     p.set_defaults(func=_cmd_certify)
 
     p = sub.add_parser("summarize", help="rebuild summary.csv/.md from a run folder")
@@ -168,9 +171,11 @@ def _config_from_args(args: argparse.Namespace) -> runner.RunConfig:
 def _distributed() -> Any:
     """The torchrun context (:func:`smoothing.distributed.init_from_env`), or ``None``.
 
-    ``None`` in a single process (``WORLD_SIZE`` unset or 1). Under torchrun, rank
-    ``r`` of ``w`` certifies ``indices[r::w]`` into ``results.rank{r}.jsonl`` and
-    rank 0 writes the summary after a barrier.
+    ``None`` in a single process (``WORLD_SIZE`` unset or 1). Under torchrun with
+    ``--shard inputs`` (the default), rank ``r`` of ``w`` certifies ``indices[r::w]``
+    into ``results.rank{r}.jsonl``; with ``--shard samples`` all ranks certify every
+    input together, each drawing its share of the samples, and only rank 0 writes
+    (``results.jsonl``). Either way rank 0 writes the summary after a barrier.
     """
     if int(os.environ.get("WORLD_SIZE") or 1) <= 1:
         return None
@@ -199,26 +204,43 @@ def _print_summary(out: Path, summary: runner.Summary) -> None:
 def _cmd_certify(args: argparse.Namespace) -> int:
     try:
         ctx = _distributed()
+    except (ValueError, TypeError, OSError) as err:
+        return _fail(err)
+    try:
+        return _certify(args, ctx)
+    finally:
+        if ctx is not None:
+            ctx.destroy()
+
+
+def _certify(args: argparse.Namespace, ctx: Any) -> int:
+    try:
         device = ctx.device if ctx is not None and args.device == "auto" else args.device
         run = _prepare(args, device)
     except (ValueError, TypeError, OSError) as err:
         return _fail(err)
-    rank, world_size = (0, 1) if ctx is None else (ctx.rank, ctx.world_size)
+    by_samples = ctx is not None and args.shard == "samples"
+    rank, world_size = (0, 1) if ctx is None or by_samples else (ctx.rank, ctx.world_size)
     try:
         report = run.execute(args.out, rank=rank, world_size=world_size,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress,
+                             sample_ctx=ctx if by_samples else None)
+    except ValueError as err:
+        return _fail(err)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; run the same command again to resume.", file=sys.stderr)
         return 130
-    where = "" if ctx is None else f" (rank {rank} of {world_size})"
+    if ctx is not None:
+        where = (f" (rank {ctx.rank} of {ctx.world_size}, "
+                 f"{'samples' if by_samples else 'inputs'} sharded)")
+    else:
+        where = ""
     print(f"{PROG}: {report.out_dir}{where}: {report.computed} (input, grid point) pairs "
           f"computed, {report.skipped} were already done", file=sys.stderr)
     if ctx is not None:
         ctx.barrier()  # every rank's results are in before the summary
-    if rank == 0:
+    if ctx is None or ctx.is_main:
         _print_summary(args.out, runner.summarize(args.out))
-    if ctx is not None:
-        ctx.destroy()
     return 0
 
 

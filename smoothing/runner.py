@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -46,6 +46,9 @@ import torch
 import samplers
 from smoothing.metrics import confusion_matrix
 from smoothing.segcertify import CERTIFYING_CORRECTIONS, SegCertify
+
+if TYPE_CHECKING:
+    from smoothing.distributed import DistContext
 
 __all__ = [
     "DATASETS",
@@ -714,7 +717,7 @@ class CertificationRun:
     certifiers: dict[str, SegCertify] = field(repr=False)
 
     def execute(self, out_dir: str | os.PathLike[str], *, rank: int = 0, world_size: int = 1,
-                progress: bool = True) -> RunReport:
+                progress: bool = True, sample_ctx: DistContext | None = None) -> RunReport:
         """Certify every selected input of this rank at every grid point; resumable.
 
         Parameters
@@ -728,6 +731,13 @@ class CertificationRun:
             on them.
         progress : bool, default True
             tqdm bars on stderr: over the inputs and over each input's sampling batches.
+        sample_ctx : DistContext, optional
+            Sharded sampling (``--shard samples``): every rank of this context
+            certifies every input together, each drawing its share of the ``n0`` and
+            ``n`` samples (:class:`~smoothing.distributed.DistributedSegCertify`,
+            seeded with the same :func:`noise_seed`). Only rank 0 writes; it reads
+            which work is finished and broadcasts that, so all ranks agree on what
+            is left. ``rank`` and ``world_size`` must then be left at 0 and 1.
 
         Returns
         -------
@@ -736,26 +746,34 @@ class CertificationRun:
         Raises
         ------
         ValueError
-            As :func:`check_output_dir` (before anything is written).
+            As :func:`check_output_dir` (before anything is written), on every rank.
         """
         _check_int(world_size, "world_size", 1)
         if not 0 <= _check_int(rank, "rank", 0) < world_size:
             raise ValueError(f"`rank` must lie in [0, {world_size}); got {rank}.")
+        if sample_ctx is not None and world_size != 1:
+            raise ValueError("`world_size` must be 1 with `sample_ctx` (every rank certifies "
+                             f"every input); got {world_size}.")
         out = Path(out_dir)
-        resumed = check_output_dir(out, self.record)
-        (out / "labels").mkdir(parents=True, exist_ok=True)
-        if not resumed:
-            _write_atomic(out / "config.json",
-                          (json.dumps(self.record, indent=2) + "\n").encode(), f".rank{rank}")
+        writer = sample_ctx is None or sample_ctx.is_main
+        state: tuple[str | None, bool, set[tuple[int, str]]] = (None, False, set())
+        if writer:
+            try:
+                state = (None, self._open_output(out, rank, world_size), {
+                    (int(r["input"]), str(r["grid"])) for r in read_records(out)})
+            except ValueError as err:
+                state = (str(err), False, set())
+        if sample_ctx is not None:
+            state = sample_ctx.broadcast_object(state)
+        error, resumed, done = state
+        if error is not None:
+            raise ValueError(error)
         own = out / results_filename(rank, world_size)
-        repair_jsonl(own)
-        for stale in (out / "labels").glob(f".*.rank{rank}.tmp"):
-            stale.unlink(missing_ok=True)
-        done = {(int(r["input"]), str(r["grid"])) for r in read_records(out)}
         mine = self.indices[rank::world_size]
         keys = ["base"] + [g.key for g in self.grid]
         skipped = sum((i, k) in done for i in mine for k in keys)
         computed = 0
+        progress = progress and writer
         bar = _progress_bar(len(mine), sum(all((i, k) in done for k in keys) for i in mine),
                             progress, rank, world_size)
         for cert in self.certifiers.values():
@@ -764,14 +782,28 @@ class CertificationRun:
             for index in mine:
                 todo = [k for k in keys if (index, k) not in done]
                 if todo:
-                    computed += self._run_input(index, todo, out, own, rank, bar)
+                    computed += self._run_input(index, todo, out, own, rank, bar,
+                                                sample_ctx, writer)
                     bar.update(1)
         finally:
             bar.close()
         return RunReport(out, resumed, skipped, computed)
 
+    def _open_output(self, out: Path, rank: int, world_size: int) -> bool:
+        """Check/create the output folder and clean this rank's leftovers; resumed?"""
+        resumed = check_output_dir(out, self.record)
+        (out / "labels").mkdir(parents=True, exist_ok=True)
+        if not resumed:
+            _write_atomic(out / "config.json",
+                          (json.dumps(self.record, indent=2) + "\n").encode(), f".rank{rank}")
+        repair_jsonl(out / results_filename(rank, world_size))
+        for stale in (out / "labels").glob(f".*.rank{rank}.tmp"):
+            stale.unlink(missing_ok=True)
+        return resumed
+
     def _run_input(self, index: int, todo: list[str], out: Path, own: Path, rank: int,
-                   bar: Any) -> int:
+                   bar: Any, sample_ctx: DistContext | None = None,
+                   writer: bool = True) -> int:
         item = self.dataset[index]
         x, y = item[0], item[1].numpy()
         extra = {"category": int(item[2])} if len(item) > 2 else {}
@@ -781,7 +813,9 @@ class CertificationRun:
             if key == "base":
                 record, arrays = self._evaluate_base(index, x, y)
             else:
-                record, arrays = self._evaluate_point(index, x, y, grid[key])
+                record, arrays = self._evaluate_point(index, x, y, grid[key], sample_ctx)
+            if not writer:
+                continue
             rel = f"labels/{index:06d}-{key}.npz"
             _save_arrays(out / rel, rank, **arrays)  # the labels first, then the record
             append_record(own, {**record, **extra, "labels_file": rel, "rank": rank})
@@ -799,12 +833,18 @@ class CertificationRun:
                   **input_metrics(labels, y, self.num_classes), "time_forward": seconds}
         return record, {"labels": labels.astype(_label_dtype(self.num_classes))}
 
-    def _evaluate_point(self, index: int, x: torch.Tensor, y: np.ndarray,
-                        g: GridPoint) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def _evaluate_point(self, index: int, x: torch.Tensor, y: np.ndarray, g: GridPoint,
+                        sample_ctx: DistContext | None = None
+                        ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         cfg = self.config
         seed = noise_seed(cfg.seed, index, g.key)
         certifier = self.certifiers[g.key]
-        cert = certifier.certify(x, generator=torch.Generator().manual_seed(seed))
+        if sample_ctx is None:
+            cert = certifier.certify(x, generator=torch.Generator().manual_seed(seed))
+        else:
+            from smoothing.distributed import DistributedSegCertify
+
+            cert = DistributedSegCertify(certifier, sample_ctx).certify(x, seed=seed)
         labels = cert.labels.numpy()
         record = {
             "kind": "certify", "input": index, "grid": g.key,
@@ -815,6 +855,8 @@ class CertificationRun:
             "threshold": cert.threshold, "noise_seed": seed,
             "time_sampling": cert.time_sampling, "time_testing": cert.time_testing,
         }  # fmt: skip
+        if sample_ctx is not None:
+            record["sample_ranks"] = sample_ctx.world_size
         dtype = _label_dtype(self.num_classes)
         arrays = {"labels": labels.astype(dtype), "guesses": cert.guesses.numpy().astype(dtype),
                   "counts": cert.counts.numpy().astype(np.int32)}

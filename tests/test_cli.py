@@ -255,6 +255,44 @@ def test_torchrun_two_ranks_equal_one_process(tmp_path):
     assert not (multi / "results.jsonl").exists() and _results(multi) == before
 
 
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
+def test_torchrun_shard_samples_writes_once_and_resumes(tmp_path):
+    """--shard samples: both ranks certify every input, only rank 0 writes; the
+    certificates are the deterministic test of the summed counts; a rerun resumes."""
+    from multitest import certify_counts
+
+    multi, single = tmp_path / "multi", tmp_path / "single"
+    args = [a if a != "--n" else "--num-samples" for a in STREETS]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "smoothing", *args, "--shard", "samples", "--out", str(multi)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "samples sharded" in proc.stderr and "SegCertify" in proc.stdout
+    assert [p.name for p in multi.glob("results*.jsonl")] == ["results.jsonl"]
+    records = runner.read_records(multi)
+    keys = [(r["input"], r["grid"]) for r in records]
+    assert len(keys) == len(set(keys)) == 3 * 3  # 3 inputs x (base + 2 tau)
+    assert _run(STREETS, single) == 0
+    base = {k: v for k, v in _results(single).items() if k[1] == "base"}
+    assert {k: v for k, v in _results(multi).items() if k[1] == "base"} == base
+    for r in records:
+        if r["kind"] != "certify":
+            continue
+        assert r["sample_ranks"] == 2 and r["n"] == 32
+        with np.load(multi / r["labels_file"]) as z:
+            counts, guesses, labels = z["counts"], z["guesses"], z["labels"]
+        assert counts.max() <= 32
+        reject = certify_counts(counts, 32, r["tau"], 0.01, method="holm").reject
+        np.testing.assert_array_equal(np.where(reject, guesses, -1), labels)
+    before = multi.joinpath("results.jsonl").read_bytes()
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "0 (input, grid point) pairs computed" in proc.stderr
+    assert multi.joinpath("results.jsonl").read_bytes() == before
+
+
 # ----------------------------------------------------------------------- resume
 KILL = ["certify", "--dataset", "streets", "--image-size", "32", "64", "--num-inputs", "6",
         "--n0", "8", "--n", "300", "--alpha", "0.01", "--batch-size", "50", "--device", "cpu",
