@@ -277,7 +277,7 @@ def test_integer_pvalues_accepted():
 
 
 @pytest.mark.parametrize("k", [1, 3, 50])
-@pytest.mark.parametrize("N", [5, 60, 20_000])  # 20 000 boundary values, several blocks of the kernel
+@pytest.mark.parametrize("N", [5, 60, 20_000])  # 20 000: several blocks of the kernel
 def test_lehmann_romano_at_its_critical_values(k, N):
     alpha = 0.05
     j = np.arange(1, N + 1)
