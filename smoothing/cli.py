@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="quick", action="store_true", default=True,
                       help="small settings, minutes on a CPU (default)")
-    mode.add_argument("--full", dest="quick", action="store_false", help="the full settings")
+    mode.add_argument("--full", dest="quick", action="store_false",
+                      help="the settings of docs/builtin-results.md (~20 min on 2 cores)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
@@ -267,7 +268,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         from smoothing.demo import run_demo
     except ImportError as err:
         return _fail(f"the demo is not available: {err}")
-    run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress)
+    try:
+        run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress)
+    except (ValueError, TypeError, OSError) as err:
+        return _fail(err)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; run the same command again to resume.", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -487,3 +487,10 @@ def test_repair_jsonl_cuts_only_a_partial_last_line(tmp_path, content, kept):
     assert path.read_bytes() == kept
     runner.append_record(path, {"input": 0, "grid": "base"})
     assert path.read_bytes() == kept + b'{"input":0,"grid":"base"}\n'
+
+
+def test_demo_bad_seed_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--seed", "-1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "seed" in err[0]
+    assert not (tmp_path / "d").exists()
