@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from smoothing._sampling import ABSTAIN
 from smoothing.metrics import SegmentationMetrics
 from smoothing.models.unet import SmallUNet
+from smoothing.real._common import check_image_batch
 from smoothing.real.assets import asset_path
 
 __all__ = [
@@ -450,10 +451,7 @@ class OtsuSegmenter:
         ValueError
             If ``x`` is not (B, 1, H, W).
         """
-        if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
-            raise TypeError(f"`x` must be a floating-point torch.Tensor; got {type(x).__name__}.")
-        if x.ndim != 4 or x.shape[1] != 1:
-            raise ValueError(f"`x` must be grey images (B, 1, H, W); got shape {tuple(x.shape)}.")
+        check_image_batch(x, 1, "grey images")
         imgs = x[:, 0].detach().cpu().numpy()
         fg = np.stack([otsu_segmentation(im) if np.ptp(im) > 0 else np.zeros(im.shape, np.int64)
                        for im in imgs])

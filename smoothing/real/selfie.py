@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from smoothing.real._common import check_image_batch
 from smoothing.real.assets import FETCH_COMMAND, AssetMissingError, asset_path
 
 __all__ = ["SelfieSegmenter", "litert_interpreter", "load_astronaut"]
@@ -218,10 +219,7 @@ class SelfieSegmenter:
         ValueError
             If ``x`` is not (B, 3, H, W).
         """
-        if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
-            raise TypeError(f"`x` must be a floating-point torch.Tensor; got {type(x).__name__}.")
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"`x` must be RGB images (B, 3, H, W); got shape {tuple(x.shape)}.")
+        check_image_batch(x, 3, "RGB images")
         size = tuple(x.shape[-2:])
         net_in = x.detach().float().clamp(0.0, 1.0)
         if size != self.input_size:
