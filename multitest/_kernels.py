@@ -422,6 +422,15 @@ def single_step_adjusted(p, code, k, extra):
 
 
 @njit(cache=True)
+def decide_and_copy(p, c, reject, copy):
+    """``reject[i] = p[i] <= c`` and ``copy[i] = p[i]`` in one pass over ``p``."""
+    for i in range(p.shape[0]):
+        x = p[i]
+        reject[i] = x <= c
+        copy[i] = x
+
+
+@njit(cache=True)
 def count_histogram_copy(counts, n, out):
     """Histogram over 0..n and a compact copy into ``out``; returns (hist, first bad index).
 

@@ -24,13 +24,17 @@ def run_step_procedure(pvals, alpha, *, code: int, method: str, k: int = 1,
     R, status = K.step_num_rejected(flat, code, alpha, k, extra, step_up)
     if status:
         raise_invalid_pvalues(flat)
-    # J_i <= R  <=>  p_i <= c_R: one vectorised comparison gives the decisions
-    if R == 0:
-        reject = np.zeros(shape, dtype=bool)
-    else:
-        reject = (flat <= K.crit(code, R, N, alpha, k, extra)).reshape(shape)
+    # J_i <= R  <=>  p_i <= c_R: one comparison gives the decisions
+    cut = K.crit(code, R, N, alpha, k, extra) if R else -1.0
     if np.may_share_memory(flat, np.asarray(pvals)):
-        flat = flat.copy()  # the adjusted p-values are computed later: own the data
+        # the adjusted p-values are computed later: own the data (copied in the same pass)
+        reject = np.empty(N, dtype=bool)
+        own = np.empty(N)
+        K.decide_and_copy(flat, cut, reject, own)
+        flat = own
+        reject = reject.reshape(shape)
+    else:
+        reject = (flat <= cut).reshape(shape)
 
     def adjust() -> np.ndarray:
         if single_step:
