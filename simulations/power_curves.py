@@ -8,6 +8,13 @@ per figure drawn from the CSV::
     python simulations/power_curves.py --quick --out /tmp/pc  # < 30 s
     python simulations/power_curves.py --plot-only --out results/power_curves
 
+An interrupted run resumes: every finished (scenario, N, gamma) point is appended to
+``OUT/checkpoint/<scenario>-<settings hash>.jsonl`` (one flushed and fsynced line a
+point; a torn last line is ignored), and a rerun with the same settings and seed
+restores those points instead of drawing them again. The result is identical to an
+uninterrupted run; other settings write to another file. ``--fresh`` ignores
+saved points.
+
 Figures (the paper's parameters; ``reps`` are our defaults):
 
 ======  ====================  ===  =================  =========  =====  ====  ====
@@ -30,7 +37,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import json
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -155,8 +165,43 @@ def _analytic(fig: Figure, method: str, N: int, gamma: float) -> float | None:
     return None
 
 
-def simulate(figs: Sequence[Figure], seed: int, *, progress: bool = True) -> list[dict]:
-    """Run the Monte Carlo for `figs` and return the CSV rows (dicts keyed by COLUMNS)."""
+def _checkpoint_path(folder: Path, scenario: str, group: Sequence[Figure], seed: int) -> Path:
+    """The file of one scenario's finished points; its name hashes every setting."""
+    key = json.dumps([seed, scenario, [repr(f) for f in group]]).encode()
+    return folder / f"{scenario}-{hashlib.sha256(key).hexdigest()[:16]}.jsonl"
+
+
+def _load_checkpoint(path: Path) -> dict[int, dict]:
+    """point code -> {curve key: [cert, right]} of the complete lines of `path`."""
+    done: dict[int, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a torn last line from a killed run
+                continue
+            done[int(rec["point"])] = rec["curves"]
+    return done
+
+
+def _append_checkpoint(path: Path, point: int, curves: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps({"point": point, "curves": curves}) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _curve_key(fig: str, method: str, b: int | None) -> str:
+    return f"{fig}|{method}|{'' if b is None else b}"
+
+
+def simulate(figs: Sequence[Figure], seed: int, *, progress: bool = True,
+             checkpoint: Path | None = None) -> list[dict]:
+    """Run the Monte Carlo for `figs` and return the CSV rows (dicts keyed by COLUMNS).
+
+    With `checkpoint` (a folder), finished points are saved there and points saved
+    by an earlier run with the same settings are restored rather than recomputed.
+    """
     from tqdm import tqdm
 
     by_scenario: dict[str, list[Figure]] = {}
@@ -166,12 +211,24 @@ def simulate(figs: Sequence[Figure], seed: int, *, progress: bool = True) -> lis
                 for g in by_scenario.values())
     bar = tqdm(total=total, disable=not progress, unit="rep", desc="power curves")
     acc: dict[tuple, _Acc] = {}
+    if checkpoint is not None:
+        checkpoint.mkdir(parents=True, exist_ok=True)
     for scenario, group in by_scenario.items():
         ref = group[0]
         reps = max(f.reps for f in group)
+        ckpt = None if checkpoint is None else _checkpoint_path(checkpoint, scenario, group,
+                                                                  seed)
+        saved = {} if ckpt is None else _load_checkpoint(ckpt)
         for N in ref.Ns:
             for gamma in ref.gammas:
                 point = _point_code(N, gamma)
+                keys = [(f.name, method, b) for f in group for method, b in _curves(f, N)]
+                if point in saved:
+                    for name, method, b in keys:
+                        cert, right = saved[point][_curve_key(name, method, b)]
+                        acc[(name, method, b, N, gamma)] = _Acc(list(cert), list(right))
+                    bar.update(reps)
+                    continue
                 gen = np.random.default_rng(task_seed(seed, scenario, point, _ORACLE_STREAM))
                 # large N: one repetition at a time (memory); small N: all at once
                 chunk = reps if N * reps <= 2_000_000 else 1
@@ -202,6 +259,11 @@ def simulate(figs: Sequence[Figure], seed: int, *, progress: bool = True) -> lis
                         rates = oracle.jointclass_rates(N, f.k, gamma, f.n0, f.n, f.alpha,
                                                         reps=f.reps, seed=jseed)
                         acc.setdefault((f.name, "jointclass", None, N, gamma), _Acc()).add(rates)
+                if ckpt is not None:
+                    _append_checkpoint(ckpt, point, {
+                        _curve_key(name, method, b): [acc[(name, method, b, N, gamma)].cert,
+                                                      acc[(name, method, b, N, gamma)].right]
+                        for name, method, b in keys})
     bar.close()
     rows = []
     for f in figs:
@@ -457,6 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plot-only", action="store_true",
                         help="redraw the PNGs from an existing OUT/power_curves.csv")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--fresh", action="store_true",
+                        help="recompute every point (ignore OUT/checkpoint/)")
     args = parser.parse_args(argv)
     if args.reps is not None and args.reps < 1:
         parser.error(f"`--reps` must be an integer >= 1; got {args.reps}.")
@@ -475,7 +539,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "5" in wanted:
             wanted |= {"2b", "2c"}
         figs = [specs[name] for name in COMPUTED if name in wanted]
-        rows = simulate(figs, args.seed, progress=not args.no_progress)
+        ckpt = out / "checkpoint"
+        if args.fresh and ckpt.exists():
+            for old in ckpt.glob("*.jsonl"):
+                old.unlink()
+        rows = simulate(figs, args.seed, progress=not args.no_progress, checkpoint=ckpt)
         write_csv(rows, csv_path)
         rows = read_csv(csv_path)  # plots come from the CSV, as in --plot-only
     out.mkdir(parents=True, exist_ok=True)

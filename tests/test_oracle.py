@@ -355,3 +355,29 @@ def test_zero_truncated_binomial(m, p):
         return
     pmf = stats.binom.pmf(np.arange(1, m + 1), m, p) / stats.binom.sf(0, m, p)
     assert _chisquare_p(np.bincount(x, minlength=m + 1)[1:], pmf) > 1e-3
+
+
+def test_script_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """A run cut short (points saved, a torn last line) resumes to the same CSV, and
+    restored points are not drawn again."""
+    args = ["--quick", "--figures", "2a,6b", "--reps", "3", "--no-progress"]
+    clean, cut = tmp_path / "clean", tmp_path / "cut"
+    assert pc.main([*args, "--out", str(clean)]) == 0
+    assert pc.main([*args, "--out", str(cut)]) == 0
+    files = sorted((cut / "checkpoint").glob("*.jsonl"))
+    assert [f.name.split("-")[0] for f in files] == ["2a", "6"]
+    lines = files[0].read_text().splitlines()
+    assert len(lines) == len(pc.gamma_grid(0.01))  # one line per point of 2a
+    files[0].write_text("\n".join(lines[:4]) + "\n" + lines[4][:25])  # killed mid-line
+    (cut / "power_curves.csv").unlink()
+    drawn = []
+    real = pc.oracle.sample_oracle
+    monkeypatch.setattr(pc.oracle, "sample_oracle",
+                        lambda *a, **kw: drawn.append(a[:3]) or real(*a, **kw))
+    assert pc.main([*args, "--out", str(cut)]) == 0
+    assert (cut / "power_curves.csv").read_bytes() == (clean / "power_curves.csv").read_bytes()
+    assert len(drawn) == len(lines) - 4  # only the lost points of 2a; 6 was complete
+    drawn.clear()
+    assert pc.main([*args, "--out", str(cut), "--fresh"]) == 0
+    assert len(drawn) > len(lines)
+    assert (cut / "power_curves.csv").read_bytes() == (clean / "power_curves.csv").read_bytes()
