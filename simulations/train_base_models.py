@@ -15,6 +15,11 @@ accuracies go to a tidy CSV (one row per model and evaluation noise level)::
 
 Accuracies are measured on the reloaded checkpoint (float16 weights), on the
 ``test`` split, which shares no scene or object with the ``train`` split.
+
+Resuming: checkpoints are written atomically, and a model whose checkpoint in
+``--out`` is finished (it holds its test accuracies) and was trained with the same
+seed, epochs and training-set size is not trained again; its CSV rows come from
+that checkpoint. ``--fresh`` retrains every model.
 """
 
 from __future__ import annotations
@@ -170,6 +175,36 @@ def evaluate(model: nn.Module, spec: ModelSpec, data, sigma: float, seed: int) -
     return out
 
 
+def _finished(path: Path, spec: ModelSpec, seed: int, epochs: int, n_train: int) -> dict | None:
+    """The metadata of a finished checkpoint trained with these settings, else None."""
+    if not path.exists():
+        return None
+    try:
+        meta = load_checkpoint(path, arch=spec.arch, num_classes=spec.num_classes).metadata
+    except (OSError, RuntimeError, ValueError, TypeError):
+        return None  # unreadable: train again
+    train = meta.get("train", {})
+    same = (train.get("seed"), train.get("epochs"), train.get("n_train")) == (seed, epochs,
+                                                                               n_train)
+    return meta if same and "test_accuracy" in meta else None
+
+
+def _rows_from_metadata(name: str, spec: ModelSpec, meta: dict, n_test: int) -> list[dict]:
+    """The CSV rows of a finished model, from the accuracies stored in its checkpoint."""
+    train = meta["train"]
+    rows = []
+    for key, res in meta["test_accuracy"].items():
+        rows.append({
+            "model": name, "arch": spec.arch, "train_sigma": spec.sigma,
+            "eval_sigma": float(key.removeprefix("sigma=")), "accuracy": res["accuracy"],
+            "miou": res.get("miou", ""),
+            "accuracy_in_category": res.get("accuracy_in_category", ""),
+            "n_test": n_test, "epochs": train["epochs"], "train_seconds": train["seconds"],
+            "seed": train["seed"],
+        })
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="checkpoint folder")
@@ -181,6 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--n-train", type=int, default=None, help="override training-set sizes")
+    parser.add_argument("--fresh", action="store_true",
+                        help="retrain models whose finished checkpoint is already in --out")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -207,6 +244,12 @@ def main(argv: list[str] | None = None) -> None:
         kind = "image" if spec.input_layout == "image" else "points"
         recipe = RECIPES[kind]
         epochs = args.epochs or recipe["epochs"]
+        done = None if args.fresh else _finished(args.out / spec.checkpoint, spec, args.seed,
+                                                 epochs, args.n_train or recipe["n_train"])
+        if done is not None:
+            log(f"{name}: finished checkpoint in {args.out}, not retrained")
+            rows.extend(_rows_from_metadata(name, spec, done, recipe["n_test"]))
+            continue
         log(f"training {name} ({spec.description})")
         model, seconds = train(
             spec, get_data(kind, "train"), seed=args.seed, epochs=epochs, log=log
@@ -218,13 +261,13 @@ def main(argv: list[str] | None = None) -> None:
             "dataset": spec.dataset,
             "classes": list(STREET_CLASSES) if kind == "image" else NUM_SHAPENET_PARTS,
             "train": {
+                **{k: v for k, v in recipe.items() if k not in ("arch_kwargs", "epochs")},
                 "seed": args.seed,
                 "epochs": epochs,
                 "n_train": len(get_data(kind, "train")[0]),
                 "seconds": round(seconds, 1),
                 "threads": args.threads,
                 "torch": str(torch.__version__),
-                **{k: v for k, v in recipe.items() if k not in ("arch_kwargs", "epochs")},
             },
         }
         path = save_checkpoint(model, args.out / spec.checkpoint, metadata=meta)

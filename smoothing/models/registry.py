@@ -238,6 +238,7 @@ def save_checkpoint(
     meta["num_classes"] = int(model.num_classes)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
     torch.save(
         {
             "format": _FORMAT,
@@ -247,8 +248,9 @@ def save_checkpoint(
             "state_dict": state,
             "metadata": meta,
         },
-        out,
+        tmp,
     )
+    os.replace(tmp, out)  # atomic: a killed run never leaves a torn checkpoint
     return out
 
 
