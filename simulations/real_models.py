@@ -40,11 +40,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -427,6 +428,21 @@ def _missing(experiments: Sequence[str], cache: str | None) -> str | None:
     return None
 
 
+def _stamp(settings: Settings, seed: int) -> dict[str, Any]:
+    return {"settings": json.loads(json.dumps(asdict(settings))), "seed": seed}
+
+
+def _finished(out: Path, experiment: str, stamp: dict[str, Any]) -> bool:
+    """Whether ``experiment`` already finished in ``out`` with these settings and seed."""
+    marker = out / f"{experiment}_done.json"
+    files = [out / f"{experiment}_labels.npz", out / f"{experiment}_table.csv",
+             out / f"{experiment}_table.md"]
+    try:
+        return json.loads(marker.read_text()) == stamp and all(f.is_file() for f in files)
+    except (OSError, ValueError):
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2: an asset or a dependency is missing)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -447,6 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plot-only", action="store_true",
                         help="redraw the panels from the .npz files in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--fresh", action="store_true",
+                        help="rerun experiments that already finished in --out")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be >= 1; got {args.threads}.")
@@ -472,11 +490,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress
     t0 = time.perf_counter()
-    if "selfie" in experiments:
-        run_selfie(settings, seed=args.seed, cache=args.cache, threads=args.threads, out=out,
-                   progress=progress)
-    if "nuclei" in experiments:
-        run_nuclei(settings, seed=args.seed, cache=args.cache, out=out, progress=progress)
+    stamp = _stamp(settings, args.seed)
+    runners = {
+        "selfie": lambda: run_selfie(settings, seed=args.seed, cache=args.cache,
+                                     threads=args.threads, out=out, progress=progress),
+        "nuclei": lambda: run_nuclei(settings, seed=args.seed, cache=args.cache, out=out,
+                                     progress=progress),
+    }
+    for e in experiments:  # finished experiments are kept: a killed run resumes
+        if not args.fresh and _finished(out, e, stamp):
+            print(f"{e}: finished in {out} with these settings, reused (--fresh reruns it)")
+            continue
+        (out / f"{e}_done.json").unlink(missing_ok=True)
+        runners[e]()
+        (out / f"{e}_done.json").write_text(json.dumps(stamp))
     for e in experiments:
         drawers[e](out / f"{e}_labels.npz", out / f"{e}_panel.png")
         print((out / f"{e}_table.md").read_text())

@@ -493,7 +493,7 @@ class TestScript:
 # ---------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.skipif(bool(missing_assets()), reason=f"assets not cached: run `{FETCH_COMMAND}`")
-def test_real_end_to_end(tmp_path):
+def test_real_end_to_end(tmp_path, capsys):
     pytest.importorskip("ai_edge_litert")
     # the real network on the real photo: nearly all pixels certified at sigma = 0.05
     seg = SelfieSegmenter(max_batch=8)
@@ -531,3 +531,10 @@ def test_real_end_to_end(tmp_path):
     for name in ("selfie_table.csv", "selfie_table.md", "nuclei_table.csv",
                  "nuclei_table.md", "selfie_panel.png", "nuclei_panel.png"):
         assert (tmp_path / name).stat().st_size > 0
+    # a rerun keeps the finished experiments (resume); a lost marker reruns only that one
+    before = (tmp_path / "nuclei_table.csv").read_bytes()
+    (tmp_path / "selfie_done.json").unlink()
+    assert real_models.main(["--quick", "--out", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "nuclei: finished" in out and "selfie: finished" not in out
+    assert (tmp_path / "nuclei_table.csv").read_bytes() == before
