@@ -26,13 +26,15 @@ ALL = [*SM_METHODS, lambda p, a: mt.lehmann_romano(p, a, k=3),
 
 
 def compare_with_statsmodels(proc, p, alpha):
+    """Check the adjusted p-values against statsmodels and reject <=> adjusted <= alpha;
+    return (our decisions, statsmodels' decisions), flattened, for the caller to compare."""
     flat = np.asarray(p, dtype=float).reshape(-1)
     res = proc(p, alpha)
     ref_reject, ref_adj, _, _ = sm_multipletests(flat, alpha, method=SM_METHODS[proc])
-    np.testing.assert_array_equal(res.reject.reshape(-1), ref_reject)
     np.testing.assert_allclose(res.pvalues_adjusted.reshape(-1), ref_adj, rtol=1e-12,
                                atol=1e-300)
     np.testing.assert_array_equal(res.reject, res.pvalues_adjusted <= alpha)
+    return res.reject.reshape(-1), ref_reject
 
 
 def sample_inputs(rng):
@@ -50,8 +52,13 @@ def sample_inputs(rng):
 @pytest.mark.parametrize("proc", list(SM_METHODS), ids=list(SM_METHODS.values()))
 @pytest.mark.parametrize("alpha", [0.001, 0.05, 0.3])
 def test_agrees_with_statsmodels(rng, proc, alpha):
+    fractions = []
     for p in sample_inputs(rng):
-        compare_with_statsmodels(proc, p, alpha)
+        ours, ref = compare_with_statsmodels(proc, p, alpha)
+        np.testing.assert_array_equal(ours, ref)
+        fractions.append(ours.mean())
+    # the inputs exercise both outcomes: some reject everything, some nothing
+    assert max(fractions) == 1.0 and min(fractions) == 0.0
 
 
 def critical_values(method, N, alpha):
@@ -74,10 +81,12 @@ def test_pvalue_equal_to_its_critical_value_is_rejected(proc, N, alpha):
     c = critical_values(method, N, alpha)
     res = proc(c, alpha)
     assert res.reject.all()
-    compare_with_statsmodels(proc, c, alpha)
+    ours, ref = compare_with_statsmodels(proc, c, alpha)
+    np.testing.assert_array_equal(ours, ref)
     # one ulp above the critical values: the procedure must not reject the first one
     above = np.nextafter(c, 1.0)
-    compare_with_statsmodels(proc, above, alpha)
+    ours, ref = compare_with_statsmodels(proc, above, alpha)
+    np.testing.assert_array_equal(ours, ref)
     # shuffled order: same decisions per element
     perm = np.random.default_rng(N).permutation(N)
     np.testing.assert_array_equal(proc(c[perm], alpha).reject, res.reject[perm])
@@ -298,5 +307,9 @@ def test_many_boundary_values_take_the_exact_path(proc):
     c = critical_values(method, N, alpha)
     rng = np.random.default_rng(3)
     mixed = np.where(rng.uniform(size=N) < 0.5, c, np.nextafter(c, 1.0))
-    compare_with_statsmodels(proc, mixed, alpha)
-    compare_with_statsmodels(proc, c[::-1].copy(), alpha)
+    ours, ref = compare_with_statsmodels(proc, mixed, alpha)
+    np.testing.assert_array_equal(ours, ref)
+    assert 0 < ours.sum() < N  # the cut falls among the boundary values
+    ours, ref = compare_with_statsmodels(proc, c[::-1].copy(), alpha)
+    np.testing.assert_array_equal(ours, ref)
+    assert ours.all()  # every p-value equals its own critical value
