@@ -358,18 +358,6 @@ def step_adjusted_sorted(ps, code, k, extra, step_up):
 # Counts: binomial p-values are a monotone function of the count, so a histogram
 # over 0..n replaces the sort.
 # ---------------------------------------------------------------------------
-@njit(cache=True)
-def count_histogram(counts, n):
-    """(histogram over 0..n, index of the first count outside [0, n] or -1)."""
-    hist = np.zeros(n + 1, dtype=np.int64)
-    for i in range(counts.shape[0]):
-        c = counts[i]
-        if c < 0 or c > n:
-            return hist, i
-        hist[c] += 1
-    return hist, -1
-
-
 @njit("int64(int64[::1], float64[::1], int64, float64, int64, float64, boolean)",
       cache=True, error_model="numpy")
 def counts_threshold(hist, table, code, alpha, k, extra, step_up):
