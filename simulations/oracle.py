@@ -42,10 +42,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
-from scipy import special
 
 import multitest
 from multitest import bonferroni_threshold, certify_threshold, guess_probability
+from multitest._power import _sf_ge
 
 __all__ = [
     "CORRECTIONS",
@@ -585,15 +585,6 @@ class AnalyticRates:
 
     certified: float
     certified_right: float
-
-
-def _sf_ge(t: int, n: int, p: np.ndarray) -> np.ndarray:
-    """``P(Bin(n, p) >= t)``."""
-    if t <= 0:
-        return np.ones_like(p)
-    if t > n:
-        return np.zeros_like(p)
-    return special.betainc(t, n - t + 1, p)
 
 
 def _per_component(k, gamma, n0, n, t):

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from multitest._validation import check_alpha  # noqa: F401 (re-exported)
 from samplers import Sampler
+from samplers._base import _check_tau as check_tau  # noqa: F401 (re-exported)
 
 __all__ = ["ABSTAIN", "LAYOUTS"]
 
@@ -75,14 +77,6 @@ def check_real(value: object, name: str, low: float, high: float, *, closed_low:
     if not ok:
         raise ValueError(f"`{name}` must lie in {text}; got {value!r}.")
     return v
-
-
-def check_alpha(alpha: object) -> float:
-    return check_real(alpha, "alpha", 0.0, 1.0, closed_low=False, text="(0, 1)")
-
-
-def check_tau(tau: object) -> float:
-    return check_real(tau, "tau", 0.5, 1.0, closed_low=True, text="[1/2, 1)")
 
 
 def check_sampler(sampler: object) -> Sampler:

@@ -62,7 +62,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import numbers
 import os
 import platform
 import time
@@ -976,14 +975,6 @@ def _resolve_config(quick: bool, config: DemoConfig | None,
     return cfg
 
 
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"`seed` must be an integer >= 0; got {seed!r}.")
-    if seed < 0:
-        raise ValueError(f"`seed` must be an integer >= 0; got {seed!r}.")
-    return int(seed)
-
-
 def run_demo(out_dir: str | os.PathLike[str], *, quick: bool = True, seed: int = 0,
              progress: bool = True, config: DemoConfig | None = None,
              **overrides: Any) -> dict[str, Path]:
@@ -1045,7 +1036,7 @@ def run_demo(out_dir: str | os.PathLike[str], *, quick: bool = True, seed: int =
     >>> paths = run_demo("results", n_images=2)  # doctest: +SKIP
     >>> paths["streets_table_md"].read_text()  # doctest: +SKIP
     """
-    seed = _check_seed(seed)
+    seed = S.check_int(seed, "seed", low=0)
     cfg = _resolve_config(quick, config, overrides)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

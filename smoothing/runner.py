@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 import samplers
+from smoothing.datasets._common import check_int
 from smoothing.metrics import confusion_matrix
 from smoothing.segcertify import CERTIFYING_CORRECTIONS, SegCertify
 
@@ -256,14 +257,6 @@ def results_filename(rank: int = 0, world_size: int = 1) -> str:
     return "results.jsonl" if world_size == 1 else f"results.rank{rank}.jsonl"
 
 
-def _check_int(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"`{name}` must be an integer >= {low}; got {value!r}.")
-    if value < low:
-        raise ValueError(f"`{name}` must be an integer >= {low}; got {value}.")
-    return int(value)
-
-
 def _check_list(values: object, name: str) -> tuple:
     if not isinstance(values, Sequence) or isinstance(values, str) or not values:
         raise ValueError(f"`{name}` must be a non-empty list; got {values!r}.")
@@ -293,16 +286,16 @@ def _check_config(cfg: RunConfig) -> None:
             f"that certify under arbitrary dependence); got {cfg.correction!r}."
         )
     for name in ("n0", "k", "batch_size", "num_points", "stride"):
-        _check_int(getattr(cfg, name), name, 1)
+        check_int(getattr(cfg, name), name, minimum=1)
     for name in ("start", "seed", "data_seed"):
-        _check_int(getattr(cfg, name), name, 0)
+        check_int(getattr(cfg, name), name, minimum=0)
     if cfg.num_inputs is not None:
-        _check_int(cfg.num_inputs, "num_inputs", 1)
+        check_int(cfg.num_inputs, "num_inputs", minimum=1)
     alpha = _check_real(cfg.alpha, "alpha")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"`alpha` must lie in (0, 1); got {cfg.alpha!r}.")
     for n in _check_list(cfg.n, "n"):
-        _check_int(n, "n", 1)
+        check_int(n, "n", minimum=1)
     for tau in _check_list(cfg.tau, "tau"):
         if not 0.5 <= _check_real(tau, "tau") < 1.0:
             raise ValueError(f"`tau` must lie in [0.5, 1); got {tau!r}.")
@@ -748,8 +741,8 @@ class CertificationRun:
         ValueError
             As :func:`check_output_dir` (before anything is written), on every rank.
         """
-        _check_int(world_size, "world_size", 1)
-        if not 0 <= _check_int(rank, "rank", 0) < world_size:
+        check_int(world_size, "world_size", minimum=1)
+        if not 0 <= check_int(rank, "rank", minimum=0) < world_size:
             raise ValueError(f"`rank` must lie in [0, {world_size}); got {rank}.")
         if sample_ctx is not None and world_size != 1:
             raise ValueError("`world_size` must be 1 with `sample_ctx` (every rank certifies "
