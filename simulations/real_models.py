@@ -139,28 +139,22 @@ def certify_taus(model: Any, sigma: float, x: torch.Tensor, taus: Sequence[float
     """SEGCERTIFY at every ``tau`` from ONE set of ``n0 + n`` samples.
 
     The first ``tau`` runs :meth:`smoothing.SegCertify.certify`; the others test the
-    same counts again with :func:`multitest.certify_counts` -- exactly what
+    same counts again with :meth:`smoothing.SegCertify.retest` -- exactly what
     ``certify`` returns for that ``tau`` with the same seed (common random numbers),
     without drawing the samples again. Each ``tau``'s certificate holds with
     probability ``1 - alpha`` on its own (not simultaneously over the ``tau`` values).
     """
-    import multitest
     from samplers import GaussianL2
-    from smoothing import ABSTAIN, SegCertify
+    from smoothing import SegCertify
 
-    sampler = GaussianL2(sigma)
-    cert = SegCertify(model, sampler, num_classes=2, n0=n0, n=n, tau=taus[0], alpha=alpha,
-                      correction=correction, batch_size=batch_size).certify(
-        x, generator=_generator(seed))
-    out = [TauResult(taus[0], cert.labels, cert.radius, cert.time_sampling,
-                     cert.time_testing, cert.threshold, cert.guesses, cert.counts)]
-    for tau in taus[1:]:
-        t0 = time.perf_counter()
-        test = multitest.certify_counts(cert.counts.numpy(), n, tau, alpha, method=correction)
-        labels = torch.where(torch.from_numpy(test.reject), cert.guesses, ABSTAIN)
-        out.append(TauResult(tau, labels, sampler.radius(tau), cert.time_sampling,
-                             time.perf_counter() - t0, int(test.threshold), cert.guesses,
-                             cert.counts))
+    certifier = SegCertify(model, GaussianL2(sigma), num_classes=2, n0=n0, n=n, tau=taus[0],
+                           alpha=alpha, correction=correction, batch_size=batch_size)
+    cert = certifier.certify(x, generator=_generator(seed))
+    out = []
+    for tau in taus:
+        c = cert if tau == taus[0] else certifier.retest(cert, tau)
+        out.append(TauResult(tau, c.labels, c.radius, c.time_sampling, c.time_testing,
+                             c.threshold, c.guesses, c.counts))
     return out
 
 

@@ -74,7 +74,6 @@ from typing import Any
 import numpy as np
 import torch
 
-import multitest
 from samplers import GaussianL2, RotationZ
 from smoothing import _sampling as S
 from smoothing._sampling import ABSTAIN
@@ -207,19 +206,6 @@ def _generator(seed: int, *keys: int) -> torch.Generator:
 
 def _tag(x: float) -> str:
     return f"{x:.4g}"
-
-
-def _retest(counts: np.ndarray, guesses: np.ndarray, n: int, taus: Sequence[float],
-            alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and testing seconds for every ``tau`` from one run's counts (Holm)."""
-    labels = np.empty((len(taus), *counts.shape), dtype=np.int8)
-    seconds = np.empty(len(taus))
-    for j, tau in enumerate(taus):
-        t0 = time.perf_counter()
-        test = multitest.certify_counts(counts, n, tau, alpha, method="holm")
-        labels[j] = np.where(test.reject, guesses, ABSTAIN)
-        seconds[j] = time.perf_counter() - t0
-    return labels, seconds
 
 
 def _timed_forward(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
@@ -401,7 +387,7 @@ def _certify_streets(out: Path, cfg: DemoConfig, seed: int, progress: bool,
             certifier = SegCertify(models[model_name], GaussianL2(sigma), num_classes=8,
                                    n0=cfg.n0, n=n, tau=cfg.taus[0], alpha=cfg.alpha,
                                    correction="holm", batch_size=cfg.batch_size)
-            return _certify_items(lambda i: certifier, images, cfg.taus, cfg.alpha, bar,
+            return _certify_items(lambda i: certifier, images, cfg.taus, bar,
                                   keys=_run_keys(1, model_name, sigma, n), seed=seed)
 
         path = folder / f"cert_{model_name}_sigma{_tag(sigma)}_n{n}.npz"
@@ -422,14 +408,14 @@ def _run_keys(kind: int, model_name: str, sigma: float, n: int) -> tuple[int, ..
 
 
 def _certify_items(certifier_for: Callable[[int], SegCertify], inputs: Sequence[torch.Tensor],
-                   taus: Sequence[float], alpha: float, bar: Any, *, keys: tuple[int, ...],
+                   taus: Sequence[float], bar: Any, *, keys: tuple[int, ...],
                    seed: int) -> dict[str, np.ndarray]:
     """Certify every input once, re-test for every ``tau``; stacked arrays for an npz.
 
-    ``certifier_for(i)`` is the :class:`SegCertify` of input ``i``; input ``i``
-    draws its noise from ``_generator(seed, *keys, i)``. ``labels[i, j]`` are the
-    labels of ``taus[j]``: exactly those of ``SegCertify(..., tau=taus[j])``
-    with that generator.
+    ``certifier_for(i)`` is the :class:`SegCertify` of input ``i`` (at ``taus[0]``);
+    input ``i`` draws its noise from ``_generator(seed, *keys, i)``. ``labels[i, j]``
+    are the labels of ``taus[j]`` (:meth:`SegCertify.retest`): exactly those of
+    ``SegCertify(..., tau=taus[j])`` with that generator.
     """
     out: dict[str, list] = {k: [] for k in ("labels", "guesses", "counts", "counts0",
                                             "time_sampling", "time_testing")}
@@ -437,8 +423,10 @@ def _certify_items(certifier_for: Callable[[int], SegCertify], inputs: Sequence[
         certifier = certifier_for(i)
         cert = certifier.certify(x, generator=_generator(seed, *keys, i))
         counts, guesses = cert.counts.numpy(), cert.guesses.numpy()
-        lab, secs = _retest(counts, guesses, certifier.n, taus, alpha)
-        out["labels"].append(lab)
+        tested = [cert if tau == certifier.tau else certifier.retest(cert, tau)
+                  for tau in taus]
+        out["labels"].append(np.stack([c.labels.numpy().astype(np.int8) for c in tested]))
+        secs = [c.time_testing for c in tested]
         out["guesses"].append(guesses.astype(np.int8))
         out["counts"].append(counts.astype(np.int32))
         out["counts0"].append(cert.counts0.numpy().astype(np.int32))
@@ -583,7 +571,7 @@ def _certify_rotation(out: Path, cfg: DemoConfig, seed: int, progress: bool,
         arrays = store.get(
             path, meta,
             lambda f=certifier_for, s=sigma: _certify_items(
-                f, clouds, cfg.rotation_taus, cfg.rotation_alpha, bar,
+                f, clouds, cfg.rotation_taus, bar,
                 keys=_run_keys(3, cfg.rotation_model, s, cfg.rotation_n), seed=seed),
             bar=bar, units=len(clouds))
         entry["runs"].append({"file": path.relative_to(out).as_posix(), "sigma": sigma,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -378,6 +378,70 @@ class SegCertify:
         alpha = self.alpha if alpha is None else S.check_alpha(alpha)
         return self._run(x, n0, n, alpha, generator)
 
+    def retest(self, cert: SegmentationCertificate, tau: float) -> SegmentationCertificate:
+        """``cert``'s counts tested again at another threshold ``tau``, without sampling.
+
+        The guesses and counts of Algorithm 2 do not depend on ``tau``; only the
+        test does. The result is exactly what :meth:`certify` with this ``tau``
+        returns for the same generator (common random numbers). Each ``tau``'s
+        certificate holds with probability ``1 - alpha`` on its own, not
+        simultaneously over several ``tau``.
+
+        Parameters
+        ----------
+        cert : SegmentationCertificate
+            A certificate of this certifier (same correction and ``k``).
+        tau : float
+            The new threshold, in [1/2, 1).
+
+        Returns
+        -------
+        SegmentationCertificate
+            ``labels``, ``radius``, ``threshold``, ``params['tau']``,
+            ``time_testing`` and the p-values of the new test; the rest is ``cert``'s.
+
+        Raises
+        ------
+        ValueError
+            If ``tau`` is outside [1/2, 1) or ``cert`` was made with another
+            correction or ``k``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from samplers import GaussianL2
+        >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)
+        >>> seg = SegCertify(model, GaussianL2(0.25), num_classes=2, n0=10, n=100,
+        ...                  tau=0.75, alpha=0.001, batch_size=50)
+        >>> x = torch.rand(3, 4, 4)
+        >>> cert = seg.certify(x, generator=torch.Generator().manual_seed(0))
+        >>> again = SegCertify(model, GaussianL2(0.25), num_classes=2, n0=10, n=100,
+        ...                    tau=0.9, alpha=0.001, batch_size=50).certify(
+        ...     x, generator=torch.Generator().manual_seed(0))
+        >>> torch.equal(seg.retest(cert, 0.9).labels, again.labels)
+        True
+        """
+        tau = S.check_tau(tau)
+        p = cert.params
+        if (p["correction"], p["k"]) != (self.correction, self.k):
+            raise ValueError(f"`cert` was made with correction={p['correction']!r}, "
+                             f"k={p['k']}; this certifier uses {self.correction!r}, "
+                             f"k={self.k}.")
+        t0 = time.perf_counter()
+        labels, test = self._test(cert.counts.numpy(), cert.guesses, p["n"], tau, p["alpha"])
+        return replace(cert, labels=labels, radius=self.sampler.radius(tau),
+                       threshold=int(test.threshold), params={**p, "tau": tau},
+                       time_testing=time.perf_counter() - t0, _test=test)
+
+    def _test(self, counts: np.ndarray, guesses: torch.Tensor, n: int, tau: float,
+              alpha: float) -> tuple[torch.Tensor, multitest.CountCertificate]:
+        """The testing step of Algorithm 2: (labels, the count certificate)."""
+        # BINPVALUE + FWERCONTROL: only the counts cross into multitest
+        test = multitest.certify_counts(counts, n, tau, alpha, method=self.correction,
+                                        k=self.k)
+        # abstain where H0: p <= tau was not rejected
+        return torch.where(torch.from_numpy(test.reject), guesses, ABSTAIN), test
+
     def _run(self, x: torch.Tensor, n0: int, n: int, alpha: float,
              generator: torch.Generator | None, *, shares: tuple[int, int] | None = None,
              reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -394,12 +458,8 @@ class SegCertify:
         t0 = time.perf_counter()
         components = S.component_shape(x, sampled.layout)
         counts = sampled.counts.cpu().numpy().reshape(components)
-        # BINPVALUE + FWERCONTROL: only the counts cross into multitest
-        test = multitest.certify_counts(counts, n, self.tau, alpha, method=self.correction,
-                                        k=self.k)
         guesses = sampled.guesses.cpu().reshape(components)
-        # abstain where H0: p <= tau was not rejected
-        labels = torch.where(torch.from_numpy(test.reject), guesses, ABSTAIN)
+        labels, test = self._test(counts, guesses, n, self.tau, alpha)
         time_testing = time.perf_counter() - t0
         params = {
             "n0": n0, "n": n, "tau": self.tau, "alpha": alpha,

@@ -533,3 +533,30 @@ def test_corrections_without_a_certificate_warn_and_are_not_sound(gen):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert make(Oracle([1.0]), GaussianL2(SIGMA), correction="bonferroni").sound
+
+
+@pytest.mark.parametrize("correction", ["holm", "bonferroni"])
+def test_retest_equals_certify_at_that_tau(correction):
+    torch.manual_seed(0)
+    model = nn.Conv2d(3, 3, kernel_size=1)
+    x = torch.rand(3, 6, 5)
+
+    def make(tau):
+        return SegCertify(model, GaussianL2(0.3), num_classes=3, n0=8, n=200, tau=tau,
+                          alpha=0.01, correction=correction, batch_size=64)
+
+    first = make(0.6).certify(x, generator=torch.Generator().manual_seed(3))
+    for tau in (0.6, 0.75, 0.95):
+        direct = make(tau).certify(x, generator=torch.Generator().manual_seed(3))
+        again = make(0.6).retest(first, tau)
+        assert torch.equal(again.labels, direct.labels)
+        assert again.threshold == direct.threshold and again.radius == direct.radius
+        assert again.params == direct.params
+        torch.testing.assert_close(again.pvalues_adjusted, direct.pvalues_adjusted)
+    assert first.params["tau"] == 0.6  # the original is left as it was
+    with pytest.raises(ValueError, match="tau"):
+        make(0.6).retest(first, 1.0)
+    other = SegCertify(model, GaussianL2(0.3), num_classes=3, n0=8, n=200, tau=0.6,
+                       alpha=0.01, correction="lehmann_romano", k=2, batch_size=64)
+    with pytest.raises(ValueError, match="correction"):
+        other.retest(first, 0.75)
