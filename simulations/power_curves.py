@@ -114,9 +114,14 @@ def figures(quick: bool = False, reps: int | None = None) -> dict[str, Figure]:
     }
 
 
+def _relative_budget(fraction: float, N: int) -> int:
+    """The error budget ``floor(fraction N)`` (guarded against 0.001 * 1000 = 0.999...)."""
+    return int(math.floor(fraction * N + 1e-9))
+
+
 def budgets_for(N: int) -> list[int]:
     """Error budgets b > 0 of the k-FWER curves at N: 1, 2, 4, floor(0.001 N), floor(0.01 N)."""
-    bs = set(FIXED_BUDGETS) | {int(math.floor(f * N + 1e-9)) for f in RELATIVE_BUDGETS}
+    bs = set(FIXED_BUDGETS) | {_relative_budget(f, N) for f in RELATIVE_BUDGETS}
     return sorted(b for b in bs if b > 0)
 
 
@@ -426,7 +431,7 @@ def _n_panel(ax, rows, fig, budgets: bool):
                     label=LABELS[method] + " exact")
     if budgets:
         curves = [(f"b={b}", lambda N, b=b: b) for b in FIXED_BUDGETS]
-        curves += [(f"b={f:g}N", lambda N, f=f: int(math.floor(f * N + 1e-9)))
+        curves += [(f"b={f:g}N", lambda N, f=f: _relative_budget(f, N))
                    for f in RELATIVE_BUDGETS]
         colors = ["tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
         Ns = sorted({int(r["N"]) for r in rows if r["figure"] == fig})

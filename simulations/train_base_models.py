@@ -189,20 +189,23 @@ def _finished(path: Path, spec: ModelSpec, seed: int, epochs: int, n_train: int)
     return meta if same and "test_accuracy" in meta else None
 
 
+def _csv_row(name: str, spec: ModelSpec, eval_sigma: float, res: dict, *, n_test: int,
+             epochs: int, seconds: float, seed: int) -> dict:
+    """One row of the CSV: a model's test accuracies under one evaluation noise level."""
+    return {
+        "model": name, "arch": spec.arch, "train_sigma": spec.sigma, "eval_sigma": eval_sigma,
+        "accuracy": res["accuracy"], "miou": res.get("miou", ""),
+        "accuracy_in_category": res.get("accuracy_in_category", ""), "n_test": n_test,
+        "epochs": epochs, "train_seconds": seconds, "seed": seed,
+    }
+
+
 def _rows_from_metadata(name: str, spec: ModelSpec, meta: dict, n_test: int) -> list[dict]:
     """The CSV rows of a finished model, from the accuracies stored in its checkpoint."""
     train = meta["train"]
-    rows = []
-    for key, res in meta["test_accuracy"].items():
-        rows.append({
-            "model": name, "arch": spec.arch, "train_sigma": spec.sigma,
-            "eval_sigma": float(key.removeprefix("sigma=")), "accuracy": res["accuracy"],
-            "miou": res.get("miou", ""),
-            "accuracy_in_category": res.get("accuracy_in_category", ""),
-            "n_test": n_test, "epochs": train["epochs"], "train_seconds": train["seconds"],
-            "seed": train["seed"],
-        })
-    return rows
+    return [_csv_row(name, spec, float(key.removeprefix("sigma=")), res, n_test=n_test,
+                     epochs=train["epochs"], seconds=train["seconds"], seed=train["seed"])
+            for key, res in meta["test_accuracy"].items()]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -276,21 +279,9 @@ def main(argv: list[str] | None = None) -> None:
         for sigma in EVAL_SIGMAS:
             res = evaluate(reloaded, spec, get_data(kind, "test"), sigma, seed=args.seed + 1)
             accuracy[f"sigma={sigma}"] = {k: round(v, 4) for k, v in res.items()}
-            rows.append(
-                {
-                    "model": name,
-                    "arch": spec.arch,
-                    "train_sigma": spec.sigma,
-                    "eval_sigma": sigma,
-                    "accuracy": res["accuracy"],
-                    "miou": res.get("miou", ""),
-                    "accuracy_in_category": res.get("accuracy_in_category", ""),
-                    "n_test": len(get_data(kind, "test")[0]),
-                    "epochs": epochs,
-                    "train_seconds": round(seconds, 1),
-                    "seed": args.seed,
-                }
-            )
+            rows.append(_csv_row(name, spec, sigma, res,
+                                 n_test=len(get_data(kind, "test")[0]), epochs=epochs,
+                                 seconds=round(seconds, 1), seed=args.seed))
             log(f"  test, noise sigma={sigma}: {res}")
         meta["test_accuracy"] = accuracy
         save_checkpoint(reloaded, path, metadata=meta)  # float16 -> float32 -> float16: exact

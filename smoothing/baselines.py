@@ -109,7 +109,7 @@ class _Baseline:
                 t0) -> BaselineCertificate:
         labels = guesses if certified else torch.full_like(guesses, ABSTAIN)
         return BaselineCertificate(
-            labels=labels, certified=certified, radius=radius if certified else 0.0,
+            labels=labels, certified=certified, radius=radius,
             pA_lower=pa_lower, guesses=guesses, counts=counts, method=self.method,
             params=self._params(layout), time_sampling=t_sampling,
             time_testing=time.perf_counter() - t0, sound=bool(self.sampler.sound),

@@ -484,7 +484,8 @@ def _attack(out: Path, cfg: DemoConfig, seed: int, data: dict[str, np.ndarray],
                 first[name] = adv[0]
                 first[f"pred_{name}"] = pred[0]
             bar.update(1)
-    saved = np.load(out / run["file"])
+    with np.load(out / run["file"]) as saved:
+        certified = saved["labels"][0, j]
     certifier = SegCertify(models[model_name], GaussianL2(sigma), num_classes=8,
                            n0=run["n0"], n=n, tau=tau, alpha=run["alpha"], correction="holm",
                            batch_size=run["batch_size"])
@@ -495,7 +496,6 @@ def _attack(out: Path, cfg: DemoConfig, seed: int, data: dict[str, np.ndarray],
                                                       0))
     bar.update(1)
     bar.close()
-    certified = saved["labels"][0, j]
     cert_adv_lab = cert_adv.labels.numpy().astype(np.int8)
     both = (certified != ABSTAIN) & (cert_adv_lab != ABSTAIN)
     x = images[0]

@@ -860,27 +860,12 @@ def _label_dtype(num_classes: int) -> type[np.signedinteger]:
     return np.int16 if num_classes < 2**15 else np.int32
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress_bar(total: int, initial: int, progress: bool, rank: int, world_size: int) -> Any:
-    if not progress:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm ships with the torch extra
-        return _NoBar()
+    from tqdm import tqdm  # a disabled bar does nothing
+
     desc = "certify" if world_size == 1 else f"certify (rank {rank})"
     return tqdm(total=total, initial=initial, desc=desc, unit="input", file=sys.stderr,
-                dynamic_ncols=True)
+                dynamic_ncols=True, disable=not progress)
 
 
 def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> CertificationRun:

@@ -95,8 +95,7 @@ class SegmentationCertificate:
 
     @cached_property
     def pvalues_adjusted(self) -> torch.Tensor:
-        adj = np.asarray(self._test.pvalues_adjusted, dtype=np.float64)
-        return torch.from_numpy(adj.reshape(self.labels.shape))
+        return torch.from_numpy(np.asarray(self._test.pvalues_adjusted, dtype=np.float64))
 
     @property
     def certified(self) -> torch.Tensor:
