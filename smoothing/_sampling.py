@@ -384,6 +384,33 @@ class GuessAndCount:
     counts: torch.Tensor  # (N,) n-phase count of the guess
     layout: str  # the resolved layout
     seconds: float  # wall clock of both phases (device synchronised)
+    components: tuple[int, ...]  # the shape of ONE input's labels
+
+
+@dataclass
+class Prepared:
+    """ONE input ready for sampling: what :func:`prepare` returns."""
+
+    x: torch.Tensor  # validated, on the model's device
+    device: torch.device
+    components: tuple[int, ...]  # the shape of the input's labels
+    reader: OutputReader  # validates the model's outputs
+    generators: list[torch.Generator | None]  # independent streams, one per phase
+
+
+def prepare(model, x, *, layout: str, num_classes: int, generator: torch.Generator | None,
+            streams: int) -> Prepared:
+    """The set-up every sampling routine shares: validate ``x``, resolve the layout,
+    move ``x`` to the model's device, put the model in eval mode, and split
+    ``generator`` into ``streams`` independent streams (one per sampling phase)."""
+    x = check_input(x)
+    layout = resolve_layout(layout, model, x)
+    components = component_shape(x, layout)
+    device = model_device(model, x)
+    set_eval(model)
+    return Prepared(x.to(device), device, components,
+                    OutputReader(layout, num_classes, components, device),
+                    split_generator(generator, device, streams))
 
 
 def guess_and_count(model, sampler, x, *, num_classes: int, n0: int, n: int, batch_size: int,
@@ -399,15 +426,10 @@ def guess_and_count(model, sampler, x, *, num_classes: int, n0: int, n: int, bat
     before the guess and to the (N,) ``n`` counts, and ``n0`` and ``n`` are then
     this process's shares of the samples.
     """
-    x = check_input(x)
-    layout = resolve_layout(layout, model, x)
-    components = component_shape(x, layout)
-    device = model_device(model, x)
-    x = x.to(device)
-    set_eval(model)
-    gen0, gen1 = split_generator(generator, device, 2)
-    reader = OutputReader(layout, num_classes, components, device)
-    watch = Stopwatch(device)
+    ready = prepare(model, x, layout=layout, num_classes=num_classes, generator=generator,
+                    streams=2)
+    x, reader, (gen0, gen1) = ready.x, ready.reader, ready.generators
+    watch = Stopwatch(ready.device)
     with watch, torch.inference_mode():
         counts0_all = count_classes(model, sampler, x, reader, num=n0, batch_size=batch_size,
                                     generator=gen0, progress=progress)
@@ -424,4 +446,4 @@ def guess_and_count(model, sampler, x, *, num_classes: int, n0: int, n: int, bat
             counts = reduce(counts)
     # clones made outside inference mode are ordinary tensors the caller may modify
     return GuessAndCount(guesses.clone(), counts0.clone(), counts.clone(), reader.layout,
-                         watch.seconds)
+                         watch.seconds, ready.components)

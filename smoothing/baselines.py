@@ -161,7 +161,7 @@ class IndivClass(_Baseline):
             progress=self.progress,
         )
         t0 = time.perf_counter()
-        components = S.component_shape(x, sampled.layout)
+        components = sampled.components
         counts = sampled.counts.cpu().to(torch.int64).reshape(components)
         num = max(1, counts.numel())
         pa_lower = torch.from_numpy(clopper_pearson_lower(counts.numpy(), self.n,
@@ -216,14 +216,10 @@ class JointClass(_Baseline):
     def certify(self, x: torch.Tensor, *,
                 generator: torch.Generator | None = None) -> BaselineCertificate:
         """Run JOINTCLASS on ONE input (no batch dimension)."""
-        x = S.check_input(x)
-        layout = S.resolve_layout(self.layout, self.model, x)
-        components = S.component_shape(x, layout)
-        device = S.model_device(self.model, x)
-        x = x.to(device)
-        S.set_eval(self.model)
-        gen0, gen1 = S.split_generator(generator, device, 2)
-        reader = S.OutputReader(layout, self.num_classes, components, device)
+        ready = S.prepare(self.model, x, layout=self.layout, num_classes=self.num_classes,
+                          generator=generator, streams=2)
+        x, device, components = ready.x, ready.device, ready.components
+        reader, (gen0, gen1) = ready.reader, ready.generators
         # fixed random weights: a deterministic 64-bit polynomial hash of a segmentation
         weights = torch.randint(-(2**62), 2**62, (reader.num_components,),
                                 generator=torch.Generator().manual_seed(0x5E6)).to(device)

@@ -170,13 +170,6 @@ class SmoothClassifier:
         self.batch_size = S.check_int(batch_size, "batch_size")
         self.progress = bool(progress)
 
-    def _setup(self, x: torch.Tensor):
-        x = S.check_input(x)
-        device = S.model_device(self.model, x)
-        S.set_eval(self.model)
-        reader = S.OutputReader("BC", self.num_classes, (), device)
-        return x.to(device), device, reader
-
     def predict(self, x: torch.Tensor, *, n: int, alpha: float,
                 generator: torch.Generator | None = None) -> ClassPrediction:
         """PREDICT: the top class if it beats the runner-up at level ``alpha``.
@@ -203,11 +196,12 @@ class SmoothClassifier:
         """
         n = S.check_int(n, "n")
         alpha = S.check_alpha(alpha)
-        x, device, reader = self._setup(x)
-        (gen,) = S.split_generator(generator, device, 1)
-        watch = S.Stopwatch(device)
+        ready = S.prepare(self.model, x, layout="BC", num_classes=self.num_classes,
+                          generator=generator, streams=1)
+        reader, (gen,) = ready.reader, ready.generators
+        watch = S.Stopwatch(ready.device)
         with watch, torch.inference_mode():
-            counts = S.count_classes(self.model, self.sampler, x, reader, num=n,
+            counts = S.count_classes(self.model, self.sampler, ready.x, reader, num=n,
                                      batch_size=self.batch_size, generator=gen,
                                      progress=self.progress)
             reader.check_finite()

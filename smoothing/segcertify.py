@@ -455,7 +455,7 @@ class SegCertify:
             progress=self.progress, reduce=reduce,
         )
         t0 = time.perf_counter()
-        components = S.component_shape(x, sampled.layout)
+        components = sampled.components
         counts = sampled.counts.cpu().numpy().reshape(components)
         guesses = sampled.guesses.cpu().reshape(components)
         labels, test = self._test(counts, guesses, n, self.tau, alpha)
