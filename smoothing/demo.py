@@ -60,6 +60,7 @@ built-in ``test`` splits with data seed 0.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -76,6 +77,7 @@ import torch
 
 from samplers import GaussianL2, RotationZ
 from smoothing import _sampling as S
+from smoothing._io import write_atomic
 from smoothing._sampling import ABSTAIN
 from smoothing.metrics import SegmentationMetrics
 from smoothing.segcertify import SegCertify
@@ -234,21 +236,10 @@ FORMAT_VERSION = 1
 
 
 def _save_npz(path: Path, arrays: dict[str, Any]) -> None:
-    """Write ``arrays`` to ``path`` atomically: a temporary file, then ``os.replace``.
-
-    A process killed while writing leaves at most a stray ``.tmp`` file, never a
-    truncated ``path``.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write ``arrays`` to ``path`` atomically (:func:`smoothing._io.write_atomic`)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_atomic(path, buf.getvalue(), tag=f".{os.getpid()}")
 
 
 def _load_complete(path: Path, meta: str) -> dict[str, np.ndarray] | None:
@@ -326,9 +317,7 @@ def _run_power(out: Path, cfg: DemoConfig, seed: int, progress: bool) -> bool:
     if not progress:
         argv.append("--no-progress")
     power_curves.main(argv)
-    tmp = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(done))
-    os.replace(tmp, marker)
+    write_atomic(marker, json.dumps(done).encode(), tag=f".{os.getpid()}")
     return True
 
 
@@ -1082,7 +1071,5 @@ def _previous_history(out: Path) -> list[dict[str, Any]]:
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    path = out / "manifest.json"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, path)
+    write_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode(),
+                 tag=f".{os.getpid()}")

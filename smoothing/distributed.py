@@ -47,6 +47,7 @@ import torch
 import torch.distributed as dist
 
 from smoothing import _sampling as S
+from smoothing._io import write_atomic
 from smoothing.segcertify import SegCertify, SegmentationCertificate
 
 __all__ = [
@@ -701,9 +702,7 @@ def merge_results(out_dir: str | os.PathLike, *,
             merged.sort(key=lambda r: _record_key(r, key))
         except TypeError:  # keys of mixed types: keep the file order
             pass
-    tmp = out / f".{RESULTS_NAME}.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in merged))
-    os.replace(tmp, out / RESULTS_NAME)
+    write_atomic(out / RESULTS_NAME, "".join(json.dumps(r) + "\n" for r in merged).encode())
     return merged
 
 

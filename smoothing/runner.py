@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 import samplers
+from smoothing._io import write_atomic
 from smoothing.datasets._common import check_int
 from smoothing.metrics import confusion_matrix
 from smoothing.segcertify import CERTIFYING_CORRECTIONS, SegCertify
@@ -507,34 +508,10 @@ def input_metrics(pred: np.ndarray, target: np.ndarray, num_classes: int) -> dic
 
 
 # --------------------------------------------------------------------------- files
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes, tag: str = "") -> None:
-    """Write ``data`` to a temporary file next to ``path``, fsync, then rename."""
-    tmp = path.with_name(f".{path.name}{tag}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def _save_arrays(path: Path, rank: int, **arrays: np.ndarray) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    _write_atomic(path, buf.getvalue(), tag=f".rank{rank}")
+    write_atomic(path, buf.getvalue(), tag=f".rank{rank}")
 
 
 def append_record(path: Path, record: Mapping[str, Any]) -> None:
@@ -787,7 +764,7 @@ class CertificationRun:
         resumed = check_output_dir(out, self.record)
         (out / "labels").mkdir(parents=True, exist_ok=True)
         if not resumed:
-            _write_atomic(out / "config.json",
+            write_atomic(out / "config.json",
                           (json.dumps(self.record, indent=2) + "\n").encode(), f".rank{rank}")
         repair_jsonl(out / results_filename(rank, world_size))
         for stale in (out / "labels").glob(f".*.rank{rank}.tmp"):
@@ -1087,6 +1064,6 @@ def write_summary(out_dir: str | os.PathLike[str], summary: Summary) -> tuple[Pa
     """Write ``summary.csv`` and ``summary.md`` (atomically); returns their paths."""
     out = Path(out_dir)
     paths = out / "summary.csv", out / "summary.md"
-    _write_atomic(paths[0], summary.to_csv().encode(), f".{os.getpid()}")
-    _write_atomic(paths[1], summary.to_markdown().encode(), f".{os.getpid()}")
+    write_atomic(paths[0], summary.to_csv().encode(), f".{os.getpid()}")
+    write_atomic(paths[1], summary.to_markdown().encode(), f".{os.getpid()}")
     return paths

@@ -12,6 +12,7 @@ It is read with ``torch.load(..., weights_only=True)``: no code is unpickled.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from smoothing._io import write_atomic
 from smoothing.models.pointnet import PointNetSeg
 from smoothing.models.unet import SmallUNet
 
@@ -238,7 +240,7 @@ def save_checkpoint(
     meta["num_classes"] = int(model.num_classes)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
+    buf = io.BytesIO()
     torch.save(
         {
             "format": _FORMAT,
@@ -248,9 +250,9 @@ def save_checkpoint(
             "state_dict": state,
             "metadata": meta,
         },
-        tmp,
+        buf,
     )
-    os.replace(tmp, out)  # atomic: a killed run never leaves a torn checkpoint
+    write_atomic(out, buf.getvalue())  # a killed run never leaves a torn checkpoint
     return out
 
 
