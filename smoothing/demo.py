@@ -609,12 +609,8 @@ def _metrics(preds: Iterable[np.ndarray], targets: Iterable[np.ndarray], num_cla
              ) -> SegmentationMetrics:
     m = SegmentationMetrics(num_classes)
     for p, t in zip(preds, targets, strict=True):
-        m.update(p.astype(np.int64), t)
+        m.update(p, t)
     return m
-
-
-def _num_correct(m: SegmentationMetrics) -> int:
-    return int(np.trace(m.confusion[:, : m.num_classes]))
 
 
 def _image_row(m: SegmentationMetrics, seconds: float) -> dict[str, Any]:
@@ -651,7 +647,7 @@ def _streets_tables(out: Path, entry: dict[str, Any]) -> tuple[dict[str, Path], 
                 mi = _metrics([lab], [tgt], 8)
                 per_image.append({**params, "alpha": run["alpha"], "image": i,
                                   "num_components": mi.num_components,
-                                  "num_correct": _num_correct(mi),
+                                  "num_correct": mi.num_correct,
                                   **_image_row(mi, float(secs[i]))})
     cols = [("model", "model", ""), ("method", "", ""), ("sigma", "σ", "g"),
             ("radius", "R", ".3f"), ("n", "n", ""), ("tau", "τ", "g"),
@@ -722,7 +718,7 @@ def _rotation_tables(out: Path, entry: dict[str, Any]) -> tuple[dict[str, Path],
                 mi = _metrics([lab], [tgt], 50)
                 per_cloud.append({**params, "cloud": i, "category": int(data["categories"][i]),
                                   "num_components": mi.num_components,
-                                  "num_correct": _num_correct(mi),
+                                  "num_correct": mi.num_correct,
                                   "accuracy": mi.accuracy, "abstain_rate": mi.abstain_rate,
                                   "seconds_per_input": float(secs[i])})
     cols = [("method", "", ""), ("sigma", "σ (rad)", ".4g"), ("sigma_deg", "σ (°)", ".2f"),

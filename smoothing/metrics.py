@@ -112,13 +112,28 @@ def confusion_matrix(pred: object, target: object, num_classes: int, *,
     return np.bincount(t * (c + 1) + col, minlength=c * (c + 1)).reshape(c, c + 1)
 
 
-def _iou(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(intersection, union) per class of a (C, C+1) confusion matrix."""
+def intersection_union(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(intersection, union) per class of a (C, C+1) confusion matrix (abstentions in
+    the last column count in the ground-truth class, never in a predicted one)."""
     c = conf.shape[0]
     tp = np.diag(conf[:, :c]).astype(np.int64)
     gt = conf.sum(axis=1)  # incl. abstained: they are in G_c, not in P_c
     pr = conf[:, :c].sum(axis=0)
     return tp, gt + pr - tp
+
+
+def iou_pair_sum(inter: np.ndarray, union: np.ndarray) -> tuple[float, int]:
+    """(sum of IoU, number of classes) over the classes with a non-empty union: the
+    per-input terms of the paper's mIoU (App. A.1), averaged over all pairs."""
+    inter, union = np.asarray(inter), np.asarray(union)
+    present = union > 0
+    return float(np.sum(inter[present] / union[present])), int(np.count_nonzero(present))
+
+
+def miou_pooled(inter: np.ndarray, union: np.ndarray) -> float:
+    """Mean over all classes of ``intersection / max(1, union)`` of pooled counts (the
+    reference code's data-set mIoU)."""
+    return float(np.mean(np.asarray(inter) / np.maximum(1, np.asarray(union))))
 
 
 class SegmentationMetrics:
@@ -168,10 +183,9 @@ class SegmentationMetrics:
         """Add one input: labels ``pred`` (with ABSTAIN) against ``target``."""
         conf = confusion_matrix(pred, target, self.num_classes, ignore_index=self.ignore_index)
         self.confusion += conf
-        inter, union = _iou(conf)
-        present = union > 0
-        self._iou_sum += float(np.sum(inter[present] / union[present]))
-        self._iou_pairs += int(np.count_nonzero(present))
+        iou_sum, pairs = iou_pair_sum(*intersection_union(conf))
+        self._iou_sum += iou_sum
+        self._iou_pairs += pairs
         self.num_inputs += 1
 
     @property
@@ -180,9 +194,14 @@ class SegmentationMetrics:
         return int(self.confusion.sum())
 
     @property
+    def num_correct(self) -> int:
+        """Number of components labelled with their ground-truth class."""
+        return int(np.trace(self.confusion[:, : self.num_classes]))
+
+    @property
     def accuracy(self) -> float:
         """Certified per-component accuracy, pooled over all inputs (abstain = wrong)."""
-        return float(np.trace(self.confusion[:, : self.num_classes])) / max(1, self.num_components)
+        return float(self.num_correct) / max(1, self.num_components)
 
     @property
     def abstain_rate(self) -> float:
@@ -196,13 +215,13 @@ class SegmentationMetrics:
 
     def iou_dataset(self) -> np.ndarray:
         """Per-class IoU from the summed confusion matrix, ``TP / max(1, union)``."""
-        inter, union = _iou(self.confusion)
+        inter, union = intersection_union(self.confusion)
         return inter / np.maximum(1, union)
 
     @property
     def miou_dataset(self) -> float:
         """Mean of :meth:`iou_dataset` over all classes (the reference code's mIoU)."""
-        return float(self.iou_dataset().mean())
+        return miou_pooled(*intersection_union(self.confusion))
 
     def summary(self) -> dict[str, float]:
         """All metrics as a dict (for a CSV row)."""

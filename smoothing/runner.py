@@ -45,8 +45,13 @@ import torch
 
 import samplers
 from smoothing._io import write_atomic
-from smoothing.datasets._common import check_int
-from smoothing.metrics import confusion_matrix
+from smoothing.datasets._common import IGNORE_INDEX, check_int
+from smoothing.metrics import (
+    confusion_matrix,
+    intersection_union,
+    iou_pair_sum,
+    miou_pooled,
+)
 from smoothing.segcertify import CERTIFYING_CORRECTIONS, SegCertify
 
 if TYPE_CHECKING:
@@ -76,7 +81,6 @@ __all__ = [
 
 _FORMAT = "segcertify.run"
 _FORMAT_VERSION = 1
-_IGNORE_INDEX = 255
 #: Options that may differ between a run and its resume (they do not change results).
 _NOT_COMPARED = frozenset({"checkpoint", "data_root"})
 
@@ -488,12 +492,11 @@ def input_metrics(pred: np.ndarray, target: np.ndarray, num_classes: int) -> dic
     >>> m["num_valid"], m["num_correct"], m["num_abstain"], m["intersection"], m["union"]
     (3, 2, 1, [1, 1], [1, 2])
     """
-    conf = confusion_matrix(pred, target, num_classes, ignore_index=_IGNORE_INDEX)
-    tp = np.diag(conf[:, :num_classes])
-    union = conf.sum(axis=1) + conf[:, :num_classes].sum(axis=0) - tp
+    conf = confusion_matrix(pred, target, num_classes, ignore_index=IGNORE_INDEX)
+    tp, union = intersection_union(conf)
     valid, correct, abstain = int(conf.sum()), int(tp.sum()), int(conf[:, -1].sum())
-    present = union > 0
-    miou = float(np.mean(tp[present] / union[present])) if present.any() else float("nan")
+    iou_sum, pairs = iou_pair_sum(tp, union)
+    miou = iou_sum / pairs if pairs else float("nan")
     return {
         "num_components": int(np.asarray(pred).size),
         "num_valid": valid,
@@ -993,17 +996,14 @@ def _pooled(records: list[dict[str, Any]]) -> dict[str, float]:
     inter = np.sum([r["intersection"] for r in records], axis=0)
     union = np.sum([r["union"] for r in records], axis=0)
     valid = sum(r["num_valid"] for r in records)
-    pair_sum, pairs = 0.0, 0
-    for r in records:
-        i, u = np.asarray(r["intersection"]), np.asarray(r["union"])
-        pair_sum += float(np.sum(i[u > 0] / u[u > 0]))
-        pairs += int(np.count_nonzero(u > 0))
+    sums = [iou_pair_sum(r["intersection"], r["union"]) for r in records]
+    pair_sum, pairs = sum(a for a, _ in sums), sum(b for _, b in sums)
     return {
         "accuracy": sum(r["num_correct"] for r in records) / valid if valid else math.nan,
         "abstain_pct": 100.0 * sum(r["num_abstain"] for r in records) / valid
         if valid else math.nan,
         "miou": pair_sum / pairs if pairs else math.nan,
-        "miou_dataset": float(np.mean(inter / np.maximum(1, union))),
+        "miou_dataset": miou_pooled(inter, union),
     }
 
 
