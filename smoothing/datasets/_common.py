@@ -69,6 +69,13 @@ def check_int(value: object, name: str, *, minimum: int) -> int:
     return int(value)
 
 
+def check_index(index: int, length: int) -> int:
+    """``index`` in [0, length) (negative indices count from the end), or IndexError."""
+    if not -length <= index < length:
+        raise IndexError(f"index {index} out of range for a data set of length {length}")
+    return index % length
+
+
 def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
     """Return ``value`` if it is one of ``choices``, else raise ValueError."""
     if value not in choices:

@@ -25,6 +25,7 @@ from smoothing.datasets._common import (
     IGNORE_INDEX,
     ImageSample,
     check_choice,
+    check_index,
     check_size,
     existing_dir,
     existing_file,
@@ -143,8 +144,7 @@ class PascalContext59(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> ImageSample:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for a data set of length {len(self)}")
+        index = check_index(index, len(self))
         label = pascal_context59_labels(read_label_png(self.labels[index]))
         return to_sample(read_rgb(self.images[index]), label, self.size)
 

@@ -27,6 +27,7 @@ import torch
 from smoothing.datasets._common import (
     PointCloudSample,
     check_choice,
+    check_index,
     check_int,
     existing_dir,
     existing_file,
@@ -207,9 +208,7 @@ class ShapeNetPart(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> PointCloudSample:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for a data set of length {len(self)}")
-        index %= len(self)
+        index = check_index(index, len(self))
         path, cat = self.files[index]
         data = np.loadtxt(path, dtype=np.float64, ndmin=2)
         if data.shape[1] != 7 or data.shape[0] < 2:

@@ -13,6 +13,7 @@ from smoothing.datasets._common import (
     SPLITS,
     ImageSample,
     check_choice,
+    check_index,
     check_int,
     item_rng,
 )
@@ -372,9 +373,7 @@ class SyntheticStreets(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> ImageSample:
-        if not -self.length <= index < self.length:
-            raise IndexError(f"index {index} out of range for a data set of length {self.length}")
-        index %= self.length
+        index = check_index(index, self.length)
         rng = item_rng(self.seed, SPLITS.index(self.split), index)
         image, label = make_street_scene(rng, height=self.height, width=self.width)
         return ImageSample(torch.from_numpy(image), torch.from_numpy(label))

@@ -17,6 +17,7 @@ from smoothing.datasets._common import (
     SPLITS,
     PointCloudSample,
     check_choice,
+    check_index,
     check_int,
     item_rng,
     normalize_point_cloud,
@@ -471,9 +472,7 @@ class SyntheticParts(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> PointCloudSample:
-        if not -self.length <= index < self.length:
-            raise IndexError(f"index {index} out of range for a data set of length {self.length}")
-        index %= self.length
+        index = check_index(index, self.length)
         cat = self.categories[index % len(self.categories)]
         rng = item_rng(self.seed, SPLITS.index(self.split), index)
         pts, labels = make_part_object(cat, rng, num_points=self.num_points)
