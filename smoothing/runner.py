@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,6 +46,7 @@ import torch
 import samplers
 from smoothing._io import write_atomic
 from smoothing.datasets._common import IGNORE_INDEX, check_int
+from smoothing.distributed import DistContext, DistributedSegCertify, rank_results_path
 from smoothing.metrics import (
     confusion_matrix,
     intersection_union,
@@ -53,9 +54,6 @@ from smoothing.metrics import (
     miou_pooled,
 )
 from smoothing.segcertify import CERTIFYING_CORRECTIONS, SegCertify
-
-if TYPE_CHECKING:
-    from smoothing.distributed import DistContext
 
 __all__ = [
     "DATASETS",
@@ -74,7 +72,6 @@ __all__ = [
     "prepare",
     "read_records",
     "repair_jsonl",
-    "results_filename",
     "summarize",
     "write_summary",
 ]
@@ -249,17 +246,6 @@ def noise_seed(seed: int, index: int, key: str) -> int:
     words = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
     state = np.random.SeedSequence([int(seed), int(index), *words]).generate_state(1, np.uint64)
     return int(state[0])
-
-
-def results_filename(rank: int = 0, world_size: int = 1) -> str:
-    """Name of the results file that rank ``rank`` of ``world_size`` appends to.
-
-    Examples
-    --------
-    >>> results_filename(), results_filename(2, 4)
-    ('results.jsonl', 'results.rank2.jsonl')
-    """
-    return "results.jsonl" if world_size == 1 else f"results.rank{rank}.jsonl"
 
 
 def _check_list(values: object, name: str) -> tuple:
@@ -700,7 +686,7 @@ class CertificationRun:
             is resumed).
         rank, world_size : int, default 0, 1
             This process takes the inputs ``indices[rank::world_size]`` and appends to
-            :func:`results_filename` ``(rank, world_size)``. The noise does not depend
+            :func:`~smoothing.distributed.rank_results_path`. The noise does not depend
             on them.
         progress : bool, default True
             tqdm bars on stderr: over the inputs and over each input's sampling batches.
@@ -741,7 +727,7 @@ class CertificationRun:
         error, resumed, done = state
         if error is not None:
             raise ValueError(error)
-        own = out / results_filename(rank, world_size)
+        own = rank_results_path(out, rank, world_size)
         mine = self.indices[rank::world_size]
         keys = ["base"] + [g.key for g in self.grid]
         skipped = sum((i, k) in done for i in mine for k in keys)
@@ -769,7 +755,7 @@ class CertificationRun:
         if not resumed:
             write_atomic(out / "config.json",
                           (json.dumps(self.record, indent=2) + "\n").encode(), f".rank{rank}")
-        repair_jsonl(out / results_filename(rank, world_size))
+        repair_jsonl(rank_results_path(out, rank, world_size))
         for stale in (out / "labels").glob(f".*.rank{rank}.tmp"):
             stale.unlink(missing_ok=True)
         return resumed
@@ -815,8 +801,6 @@ class CertificationRun:
         if sample_ctx is None:
             cert = certifier.certify(x, generator=torch.Generator().manual_seed(seed))
         else:
-            from smoothing.distributed import DistributedSegCertify
-
             cert = DistributedSegCertify(certifier, sample_ctx).certify(x, seed=seed)
         labels = cert.labels.numpy()
         record = {
