@@ -203,9 +203,7 @@ def memory_workload(kind: str, ns: list[int], quick: bool, device: str) -> list[
 # ---------------------------------------------------------------------------
 def markdown(timing: list[dict], memory: list[dict], args) -> str:
     cpu = platform.processor() or platform.machine()
-    lines = [
-        "## SEGCERTIFY (smoothing)",
-        "",
+    lines = [  # the section's heading is written by write_section
         f"`python benchmarks/bench_segcertify.py{' --quick' if args.quick else ''}` on "
         f"{args.device} ({cpu}, {torch.get_num_threads()} torch threads), torch "
         f"{torch.__version__}, {args.reps} alternating repetitions, medians. Models are "
