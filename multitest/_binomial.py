@@ -10,7 +10,7 @@ from scipy import special
 from multitest import _kernels as K
 from multitest._validation import check_probability
 
-__all__ = ["binomial_pvalues", "binomial_pvalue_table"]
+__all__ = ["binomial_pvalues", "binomial_pvalue_table", "pvalue_of_count", "pvalues_of_counts"]
 
 
 def _as_counts(counts) -> np.ndarray:
@@ -74,11 +74,27 @@ def binomial_pvalue_table(n: int, tau: float, which=None) -> np.ndarray:
     tau = check_probability(tau, "tau")
     table = np.full(n + 1, np.nan)
     idx = np.arange(n + 1) if which is None else np.flatnonzero(which)
-    pos = idx[idx > 0]
-    table[pos] = special.betainc(pos, n - pos + 1, tau)
-    if idx.size and idx[0] == 0:
-        table[0] = 1.0
+    table[idx] = pvalues_of_counts(n, tau, idx)
     return table
+
+
+def pvalue_of_count(n: int, tau: float, count: int) -> float:
+    """``P(X >= count)`` for one count in [0, n]: the double :func:`pvalues_of_counts`
+    gives (the same ufunc loop on the same arguments), without array overhead."""
+    return 1.0 if count == 0 else float(special.betainc(count, n - count + 1, tau))
+
+
+def pvalues_of_counts(n: int, tau: float, counts: np.ndarray) -> np.ndarray:
+    """``P(X >= c)`` for each c of an int64 array of counts in [0, n] (no validation).
+
+    Every path (table, gather, count thresholds) computes p-values of counts here
+    or in :func:`pvalue_of_count`, so they all get the same doubles.
+    """
+    out = np.ones(counts.shape)
+    pos = counts > 0
+    c = counts[pos]
+    out[pos] = special.betainc(c, n - c + 1, tau)
+    return out
 
 
 def binomial_pvalues(counts, n, tau: float) -> np.ndarray:

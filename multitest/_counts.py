@@ -10,7 +10,13 @@ from typing import NamedTuple
 import numpy as np
 
 from multitest import _kernels as K
-from multitest._binomial import _as_counts, _as_n, binomial_pvalue_table
+from multitest._binomial import (
+    _as_counts,
+    _as_n,
+    binomial_pvalue_table,
+    pvalue_of_count,
+    pvalues_of_counts,
+)
 from multitest._fdr import benjamini_hochberg, benjamini_yekutieli
 from multitest._fwer import (
     bonferroni,
@@ -23,6 +29,7 @@ from multitest._fwer import (
 )
 from multitest._hommel import hommel
 from multitest._result import MultitestResult
+from multitest._step import iterate_rank
 from multitest._validation import check_alpha, check_k, check_probability
 
 __all__ = ["CountCertificate", "certify_counts", "COUNT_METHODS"]
@@ -82,13 +89,108 @@ class CountCertificate(MultitestResult):
 
 
 def _compact_dtype(n: int) -> type:
-    if n < 2**8:
-        return np.uint8
-    if n < 2**16:
-        return np.uint16
-    if n < 2**32:
-        return np.uint32
+    """The narrowest dtype that holds 0..n + 1 (n + 1: the "no count" threshold)."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if n + 1 <= np.iinfo(dtype).max:
+            return dtype
     return np.int64
+
+
+def _check_range(lo: int, hi: int, n: int) -> None:
+    if lo < 0 or hi > n:
+        raise ValueError(f"`counts` must lie in [0, n] = [0, {n}]; got {lo if lo < 0 else hi}.")
+
+
+class _CountLevels:
+    """Critical values to count thresholds for one (n, tau).
+
+    ``at_least(c)`` is the smallest count x in [0, n + 1] whose p-value
+    ``P(X >= x)`` is <= c (n + 1: no count is). The p-value falls with the count,
+    so ``#{i : pvalue(count_i) <= c} = #{i : count_i >= at_least(c)}``. Every
+    critical value asked for lies in [c_min, c_max]: the ends' thresholds are
+    found by bisection, and the p-values of the counts between them are evaluated
+    once.
+    """
+
+    def __init__(self, n: int, tau: float, c_min: float, c_max: float) -> None:
+        self.n, self.tau = n, tau
+        self.first = self._search(c_max)
+        last = self._search(c_min)
+        neg = np.full(last - self.first + 1, np.inf)  # count n + 1 meets every level
+        xs = np.arange(self.first, min(last, n) + 1)
+        neg[:xs.size] = -pvalues_of_counts(n, tau, xs)
+        self._neg = neg  # nondecreasing
+
+    def _search(self, c: float) -> int:
+        lo, hi = 0, self.n + 1  # P(X >= 0) = 1 > c; count n + 1 meets every c
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if pvalue_of_count(self.n, self.tau, mid) <= c:
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    def at_least(self, c: float) -> int:
+        if c < 0:
+            return self.n + 1
+        return self.first + int(np.searchsorted(self._neg, -c, side="left"))
+
+
+def _decide_counts(flat, compact, n, tau, alpha, spec, k, extra):
+    """Decisions and threshold of `spec`'s procedure from the counts; fills `compact`.
+
+    The passes of the p-value path (multitest._step), in count space: the
+    p-values at or below c_j are the counts at or above ``at_least(c_j)``, and
+    ranks whose critical values map to the same count share their counts. The
+    first pass (over the caller's counts) also writes the compact copy and the
+    decisions at the first rank, which on typical inputs are already the answer.
+    Where the rank iteration settles slowly, a histogram over 0..n finishes it.
+    """
+    code, step_up, N = spec.code, spec.step_up, flat.size
+    one_step = code in (K.BONFERRONI, K.SIDAK) or (code == K.STEPDOWN_K and k >= N)
+    narrow = compact.dtype.type
+
+    def crit(j: int) -> float:
+        return K.crit(code, j, N, alpha, k, extra) if j >= 1 else -1.0
+
+    levels = _CountLevels(n, tau, crit(1), crit(N))
+
+    def level(j: int) -> int:
+        return levels.at_least(crit(j))
+
+    reject = np.empty(N, dtype=bool)
+    written = level(N if step_up and not one_step else 1)  # reject == (count >= written)
+    lo, hi, first = K.compact_counts(flat, np.int64(written), compact, reject)
+    _check_range(lo, hi, n)
+    known = {written: first, n + 1: 0}  # count threshold t -> #{i : count_i >= t}
+
+    def count(t: int) -> int:
+        if t not in known:
+            known[t] = K.count_at_least(compact, narrow(t))
+        return known[t]
+
+    def sweep(j: int, nxt: int) -> int:
+        nonlocal written
+        t, t_next = level(j), level(nxt)
+        if (t in known or t == t_next) and count(t) == count(written):
+            return count(t_next)  # count >= t selects what reject already holds
+        known[t_next] = K.count_sweep(compact, narrow(t), narrow(t_next), reject)
+        written = t
+        return known[t_next]
+
+    if not one_step:
+        R, _, _, decided = iterate_rank(first, sweep, N, step_up)
+        if R is None:
+            hist, _ = K.count_histogram_copy(compact, n, compact)  # in place: same values
+            table = binomial_pvalue_table(n, tau, hist > 0)
+            thr = int(K.counts_threshold(hist, table, code, alpha, k, extra, step_up))
+            return compact >= thr, thr
+        if decided != R:
+            sweep(R, 0)
+    if count(written) == 0:
+        return reject, n + 1
+    return reject, int(K.smallest_at_least(compact, narrow(written), narrow(n + 1)))
 
 
 def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "holm",
@@ -176,28 +278,30 @@ def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "h
         raise ValueError(f"`k` must be 1 for method {method!r}; got {k}.")
     shape = c.shape
     flat = np.ascontiguousarray(c).reshape(-1)
-    compact = np.empty(flat.size, dtype=_compact_dtype(n))
-    hist, bad = K.count_histogram_copy(flat, n, compact)
-    if bad >= 0:
-        raise ValueError(f"`counts` must lie in [0, n] = [0, {n}]; got {flat[bad]}.")
-    table = binomial_pvalue_table(n, tau, hist > 0)
+    N = flat.size
+    compact = np.empty(N, dtype=_compact_dtype(n))
+    kwargs = {"k": k} if spec.takes_k else {}
+    table = None
 
     def pvalues() -> np.ndarray:
+        nonlocal table
+        if table is None:
+            table = binomial_pvalue_table(n, tau, K.presence(compact, n))
         return table[compact].reshape(shape)
 
-    if spec.code is None or flat.size == 0:
-        kwargs = {"k": k} if spec.takes_k else {}
+    if spec.code is None or N == 0:
+        lo, hi, _ = K.compact_counts(flat, 0, compact, np.empty(N, dtype=bool)) if N else (0, 0, 0)
+        _check_range(lo, hi, n)
         res = spec.procedure(pvalues(), alpha, **kwargs)
         rej = res.reject
         thr = int(compact[rej.reshape(-1)].min()) if rej.any() else n + 1
         adjust = res._adjust
     else:
-        extra = float(np.sum(1.0 / np.arange(1, flat.size + 1))) if spec.code == K.BY else 0.0
-        thr = int(K.counts_threshold(hist, table, spec.code, alpha, k, extra, spec.step_up))
-        rej = (compact >= thr).reshape(shape)
+        extra = float(np.sum(1.0 / np.arange(1, N + 1))) if spec.code == K.BY else 0.0
+        rej, thr = _decide_counts(flat, compact, n, tau, alpha, spec, k, extra)
+        rej = rej.reshape(shape)
 
         def adjust() -> np.ndarray:
-            kwargs = {"k": k} if spec.takes_k else {}
             return spec.procedure(pvalues(), alpha, **kwargs).pvalues_adjusted
 
     return CountCertificate(rej, alpha, method, k, adjust, threshold=thr, n=n, tau=tau,

@@ -202,132 +202,116 @@ def first_rank(code, N, alpha, k, extra, p):
     return j
 
 
-@njit(cache=True, error_model="numpy")
-def _num_rejected_from_hist(hist, N, step_up):
-    """R from H(j) = #{i : J_i <= j}: step-down stops at the first j with H(j) < j,
-    step-up takes the largest j with H(j) >= j."""
-    cum = 0
-    R = 0
-    for j in range(1, N + 1):
-        cum += hist[j]
-        if cum >= j:
-            R = j
-        elif not step_up:
-            break
-    return R
-
-
-_BLOCK = 4096  # p-values per block: their estimated ranks stay in the L1 cache
-_LANES = 8  # rotating counters for rank N + 1 (see step_num_rejected)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _ceil_rank(g, N, low, margin):
-    """(ceil(g) clamped to [1, N + 1], 1 on a plateau g <= low; whether g is a suspect).
-
-    J = ceil(g) changes value only where g crosses an integer m in [low, N]; a
-    p-value whose g lies within `margin` of such an integer is a suspect.
-    """
-    c = min(max(np.ceil(g), 1.0), N + 1.0)
-    c = c if c > low else 1.0  # ranks 1..k of Lehmann-Romano share one critical value
-    m = np.rint(g)
-    suspect = (np.abs(g - m) <= margin) & (m >= low) & (m <= N)
-    return c, suspect
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _estimate_block(code, N, alpha, k, extra, p, start, stop, buf, margin):
-    """Estimated ranks of ``p[start:stop]`` into ``buf`` (negated for a suspect).
-
-    One branch-free loop per procedure (the procedure is fixed outside the loop),
-    so that the compiler vectorises it. Returns the number of invalid p-values
-    (NaN or outside [0, 1]); their entries of `buf` are clamped but meaningless.
-    """
-    invalid = 0
-    low = float(k) if code == STEPDOWN_K else 1.0
-    if code == STEPDOWN_K:
-        top = N + float(k)
-        ka = k * alpha
-        for i in range(start, stop):
-            x = p[i]
-            invalid += not (x >= 0.0 and x <= 1.0)
-            c, suspect = _ceil_rank(top - ka / x, N, low, margin)
-            buf[i - start] = np.int64(c) * (1 - 2 * np.int64(suspect))
-    elif code == BH or code == BY:
-        scale = N / alpha if code == BH else N * extra / alpha
-        for i in range(start, stop):
-            x = p[i]
-            invalid += not (x >= 0.0 and x <= 1.0)
-            c, suspect = _ceil_rank(scale * x, N, low, margin)
-            buf[i - start] = np.int64(c) * (1 - 2 * np.int64(suspect))
-    else:
-        for i in range(start, stop):
-            x = p[i]
-            invalid += not (x >= 0.0 and x <= 1.0)
-            c, suspect = _ceil_rank(_rank_estimate(code, N, alpha, k, extra, x), N, low,
-                                    margin)
-            buf[i - start] = np.int64(c) * (1 - 2 * np.int64(suspect))
-    return invalid
-
-
-@njit("Tuple((int64, int64))(float64[::1], int64, float64, int64, float64, boolean)",
+# ---------------------------------------------------------------------------
+# Decisions of the step procedures without a sort.
+#
+# With C(j) = #{i : p_i <= c_j} (nondecreasing in j), a step-down procedure
+# rejects R = (first j with C(j) < j) - 1 hypotheses and a step-up procedure the
+# largest j with C(j) >= j; either way the rejected set is {i : p_i <= c_R}, since
+# ties never straddle the cut. C(j) at one j is a single vectorised pass, and the
+# stopping point is reached by a fixed-point iteration on the rank (see
+# multitest._step), finished where needed by an exact histogram over a window of
+# ranks (window_search).
+# ---------------------------------------------------------------------------
+@njit("UniTuple(int64, 2)(float64[::1], float64, float64, boolean[::1], float64[::1])",
       cache=True, error_model="numpy")
-def step_num_rejected(p, code, alpha, k, extra, step_up):
-    """Number R of rejections of a step-down / step-up procedure, in O(N), no sort.
+def sweep(p, cut, nxt, reject, copy):
+    """One pass over ``p``: ``(#{i : p_i <= nxt}, number of invalid p-values)``.
 
-    For each p-value J_i = first_rank(p_i) is the smallest rank at which it would
-    pass. Sorted ascending, the p-values have nondecreasing J, and the j-th smallest
-    passes iff J_(j) <= j iff H(j) = #{i : J_i <= j} >= j. Ties never straddle the
-    cut (the critical values are nondecreasing), so the rejected set is
-    {i : J_i <= R} = {i : p_i <= c_R}.
-
-    In exact arithmetic J_i = ceil(g(p_i)) in closed form. Block by block, a
-    vectorised loop computes that estimate and marks the p-values whose ``g`` lies
-    within a margin of 1e-9 (N + k + 1) -- many orders of magnitude above its
-    rounding error -- of an integer; a second loop histograms the block, giving each
-    marked p-value the rank of the exact float comparisons ``p <= c_j``
-    (:func:`first_rank`). The result is exact. Rank N + 1 (not rejectable), which
-    takes most p-values of a typical input, is counted in 8 rotating counters:
-    consecutive increments of one counter would wait on each other's stores.
-
-    The kernel also validates: it returns ``(R, status)`` with status 0 (valid),
-    1 (a NaN) or 2 (a value outside [0, 1]).
+    Also writes ``reject[i] = p[i] <= cut`` if `reject` has the length of `p`, and
+    ``copy[i] = p[i]`` if `copy` has; pass empty arrays to skip either. A value is
+    invalid if it is NaN or outside [0, 1].
     """
     N = p.shape[0]
-    if code == STEPDOWN_K and k >= N:  # one critical value k alpha / N: single step
-        code = BONFERRONI
+    write_reject = reject.shape[0] == N
+    write_copy = copy.shape[0] == N
+    count = 0
     invalid = 0
-    if code == BONFERRONI or code == SIDAK:
-        c1 = crit(code, 1, N, alpha, k, extra)
-        passed = 0
-        for i in range(N):
+    for i in range(N):  # the flags are loop-invariant: the loop is unswitched, vectorised
+        x = p[i]
+        invalid += not (x >= 0.0 and x <= 1.0)
+        count += x <= nxt
+        if write_reject:
+            reject[i] = x <= cut
+        if write_copy:
+            copy[i] = x
+    return count, invalid
+
+
+_WINDOW_BLOCK = 64  # p-values per block of the window pass
+
+
+@njit(cache=True, error_model="numpy")
+def _window_counts(p, code, alpha, k, extra, lo, hi):
+    """``(C(lo), hist)`` with ``hist[j - lo - 1] = #{i : J_i = j}`` for lo < j <= hi.
+
+    J_i = first_rank(p_i) is the smallest rank whose critical value p_i meets, so
+    J_i <= j iff p_i <= c_j: only the p-values in (c_lo, c_hi] need their rank.
+    Near the fixed point they are few: a vectorised loop counts them per block of
+    64, and only a block that has some gathers their indices (branch-free) and
+    ranks them. Branching on each p-value instead mispredicts on random data.
+    """
+    N = p.shape[0]
+    c_lo = crit(code, lo, N, alpha, k, extra) if lo >= 1 else -1.0
+    c_hi = crit(code, hi, N, alpha, k, extra)
+    hist = np.zeros(hi - lo, dtype=np.int64)
+    found = np.empty(_WINDOW_BLOCK, dtype=np.int64)
+    base = 0
+    for start in range(0, N, _WINDOW_BLOCK):
+        stop = min(start + _WINDOW_BLOCK, N)
+        inside = 0
+        for i in range(start, stop):
             x = p[i]
-            invalid += not (x >= 0.0 and x <= 1.0)
-            passed += x <= c1
-        R = passed
-    else:
-        margin = 1e-9 * (N + k + 1.0)
-        hist = np.zeros(N + 2 + _LANES, dtype=np.int64)  # calloc: untouched pages are free
-        last = N + 2  # hist[last + lane] counts rank N + 1 (never rejected), by lane
-        buf = np.empty(_BLOCK, dtype=np.int64)
-        for start in range(0, N, _BLOCK):
-            stop = min(start + _BLOCK, N)
-            invalid += _estimate_block(code, N, alpha, k, extra, p, start, stop, buf, margin)
-            for t in range(stop - start):
-                j = buf[t]
-                if j < 0:  # a suspect (rare): settle it exactly
-                    j = first_rank(code, N, alpha, k, extra, p[start + t])
-                j = last + (t & (_LANES - 1)) if j == N + 1 else j  # a select, not a branch
-                hist[np.uint64(j)] += 1  # unsigned: no negative-index wraparound check
-        for lane in range(_LANES):
-            hist[N + 1] += hist[last + lane]
-        R = 0 if invalid else _num_rejected_from_hist(hist, N, step_up)
-    if invalid:
-        for i in range(N):
-            if p[i] != p[i]:
-                return 0, 1
-        return 0, 2
-    return R, 0
+            base += x <= c_lo
+            inside += (x > c_lo) & (x <= c_hi)
+        if inside:
+            t = 0
+            for i in range(start, stop):
+                x = p[i]
+                found[t] = i
+                t += (x > c_lo) & (x <= c_hi)
+            for s in range(t):
+                j = first_rank(code, N, alpha, k, extra, p[found[s]])
+                hist[min(max(j - lo - 1, 0), hi - lo - 1)] += 1
+    return base, hist
+
+
+@njit("int64(float64[::1], int64, float64, int64, float64, boolean, int64, int64)",
+      cache=True, error_model="numpy")
+def window_search(p, code, alpha, k, extra, step_up, m, width):
+    """Number R of rejections, given the iteration's bound ``m`` on it.
+
+    Step-down: every rank j <= m passes (C(j) >= j) and R >= m. Step-up: every
+    rank j > m fails and R <= m. One pass histograms the ranks of the p-values in
+    a window of `width` ranks next to m and scans it; if the window holds no
+    stopping point, m jumps past it and the next window covers the rest.
+    """
+    N = p.shape[0]
+    while True:
+        if step_up:
+            if m == 0:
+                return 0
+            lo = max(m - width, 0)
+            base, hist = _window_counts(p, code, alpha, k, extra, lo, m)
+            count = base + hist.sum()  # C(m)
+            for j in range(m, lo, -1):
+                if count >= j:
+                    return j
+                count -= hist[j - lo - 1]
+            if base >= lo:  # C(lo) >= lo
+                return lo
+            m = base  # all j in (C(lo), lo] fail too
+        else:
+            if m == N:
+                return N
+            hi = min(m + width, N)
+            count, hist = _window_counts(p, code, alpha, k, extra, m, hi)
+            for j in range(m + 1, hi + 1):
+                count += hist[j - m - 1]
+                if count < j:
+                    return j - 1
+            m = count  # C(hi) >= hi: every rank up to C(hi) passes
+        width = N  # the next window covers everything left
 
 
 @njit("float64[::1](float64[::1], int64, int64, float64, boolean)", cache=True,
@@ -399,6 +383,58 @@ def presence(counts, n):
     return seen
 
 
+@njit(cache=True)
+def compact_counts(counts, at_least, out, reject):
+    """Copy ``counts`` (N >= 1) into the narrower ``out`` and write ``reject[i] =
+    counts[i] >= at_least``; return ``(min, max, #{i : counts[i] >= at_least})``.
+
+    One vectorised pass. The caller checks the range from (min, max) and raises:
+    values outside it are copied truncated.
+    """
+    lo = counts[0]
+    hi = counts[0]
+    count = 0
+    for i in range(counts.shape[0]):
+        c = counts[i]
+        lo = min(lo, c)
+        hi = max(hi, c)
+        r = c >= at_least
+        count += r
+        reject[i] = r
+        out[i] = c
+    return lo, hi, count
+
+
+@njit(cache=True)
+def count_at_least(compact, at_least):
+    """``#{i : compact[i] >= at_least}`` (`at_least` of the array's dtype)."""
+    count = 0
+    for i in range(compact.shape[0]):
+        count += compact[i] >= at_least
+    return count
+
+
+@njit(cache=True)
+def count_sweep(compact, cut, at_least, reject):
+    """``reject[i] = compact[i] >= cut``; returns ``#{i : compact[i] >= at_least}``."""
+    count = 0
+    for i in range(compact.shape[0]):
+        c = compact[i]
+        reject[i] = c >= cut
+        count += c >= at_least
+    return count
+
+
+@njit(cache=True)
+def smallest_at_least(compact, at_least, none):
+    """The smallest value ``>= at_least`` in ``compact``, or ``none`` if there is none."""
+    smallest = none
+    for i in range(compact.shape[0]):
+        c = compact[i]
+        smallest = min(smallest, c if c >= at_least else none)
+    return smallest
+
+
 @njit("float64[::1](float64[::1], int64, int64, float64)", cache=True, error_model="numpy")
 def single_step_adjusted(p, code, k, extra):
     """Adjusted p-values of a single-step procedure (no sort needed)."""
@@ -407,15 +443,6 @@ def single_step_adjusted(p, code, k, extra):
     for i in range(N):
         out[i] = smallest_alpha(code, 1, N, k, extra, p[i])
     return out
-
-
-@njit(cache=True)
-def decide_and_copy(p, c, reject, copy):
-    """``reject[i] = p[i] <= c`` and ``copy[i] = p[i]`` in one pass over ``p``."""
-    for i in range(p.shape[0]):
-        x = p[i]
-        reject[i] = x <= c
-        copy[i] = x
 
 
 @njit(cache=True)

@@ -1,6 +1,25 @@
-"""The shared pipeline of the step procedures: validate, decide in O(N), adjust lazily."""
+"""The shared pipeline of the step procedures: validate, decide in a few passes, adjust lazily.
+
+A step procedure compares the j-th smallest p-value with a critical value c_j
+that is nondecreasing in j. With C(j) = #{i : p_i <= c_j}, a step-down procedure
+rejects R = (first j with C(j) < j) - 1 hypotheses, a step-up procedure the largest
+j with C(j) >= j, and in both cases exactly the p-values with p_i <= c_R (ties never
+straddle the cut). Nothing here sorts:
+
+* C(j) at one rank is one vectorised pass over the data (a comparison and a count).
+* R is a fixed point of j -> C(j + 1) (step-down) or j -> C(j) (step-up), and
+  iterating from C(1) (or C(N)) reaches it from the safe side: every jump of the
+  step-down iteration skips only ranks that pass, every jump of the step-up one
+  only ranks that fail. On typical inputs it settles in two or three passes, each
+  of which also writes the decisions at the current bound, so the pass that
+  confirms R has already decided.
+* Where it settles slowly, an exact histogram of ranks over a window next to the
+  bound finishes it (:func:`multitest._kernels.window_search`).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -8,7 +27,55 @@ from multitest import _kernels as K
 from multitest._result import MultitestResult
 from multitest._validation import as_pvalues, check_alpha, raise_invalid_pvalues
 
-__all__ = ["run_step_procedure"]
+__all__ = ["run_step_procedure", "iterate_rank"]
+
+#: Passes of the fixed-point iteration (after the first count) before the window search.
+PLAIN_PASSES = 3
+#: Smallest window of ranks for the window search.
+MIN_WINDOW = 4096
+
+_NO_BOOL = np.empty(0, dtype=bool)
+_NO_FLOAT = np.empty(0)
+
+
+def iterate_rank(first: int, sweep: Callable[[int, int], int], N: int,
+                 step_up: bool) -> tuple[int | None, int, int, int | None]:
+    """Fixed-point iteration for the number R of rejections of a step procedure.
+
+    Parameters
+    ----------
+    first : int
+        C(1) for a step-down procedure, C(N) for a step-up one.
+    sweep : callable
+        ``sweep(j, nxt)`` makes one pass over the data: it writes the decisions at
+        rank ``j`` (``p <= c_j``) and returns ``C(nxt)``.
+    N : int
+        Number of hypotheses.
+    step_up : bool
+        Step-up rather than step-down.
+
+    Returns
+    -------
+    (R, m, delta, decided)
+        R if the iteration settled within :data:`PLAIN_PASSES` calls of `sweep`
+        (else None), the last bound m on R (step-down:
+        every rank <= m passes; step-up: every rank > m fails), the size of the
+        last step, and the rank whose decisions `sweep` wrote last (None if no
+        call was made).
+    """
+    m, decided = first, None
+    delta = N - first if step_up else first
+    for _ in range(PLAIN_PASSES):
+        if m == 0 or m == N:
+            return m, m, delta, decided
+        count = sweep(m, m if step_up else m + 1)
+        decided = m
+        if count == m:
+            return m, m, delta, decided
+        delta, m = abs(count - m), count
+    if m == 0 or m == N:
+        return m, m, delta, decided
+    return None, m, delta, decided
 
 
 def run_step_procedure(pvals, alpha, *, code: int, method: str, k: int = 1,
@@ -21,27 +88,48 @@ def run_step_procedure(pvals, alpha, *, code: int, method: str, k: int = 1,
     if N == 0:
         empty = np.zeros(shape, dtype=bool)
         return MultitestResult(empty, alpha, method, k, lambda: np.zeros(shape))
-    R, status = K.step_num_rejected(flat, code, alpha, k, extra, step_up)
-    if status:
-        raise_invalid_pvalues(flat)
-    # J_i <= R  <=>  p_i <= c_R: one comparison gives the decisions
-    cut = K.crit(code, R, N, alpha, k, extra) if R else -1.0
-    if np.may_share_memory(flat, np.asarray(pvals)):
-        # the adjusted p-values are computed later: own the data (copied in the same pass)
-        reject = np.empty(N, dtype=bool)
-        own = np.empty(N)
-        K.decide_and_copy(flat, cut, reject, own)
-        flat = own
-        reject = reject.reshape(shape)
+    # with k >= N every critical value of the step-down is k alpha / N: one step
+    one_step = single_step or (code == K.STEPDOWN_K and k >= N)
+    # the adjusted p-values are computed later: own the data, copied in the first
+    # pass that writes decisions
+    own = np.empty(N) if np.may_share_memory(flat, np.asarray(pvals)) else _NO_FLOAT
+    reject = np.empty(N, dtype=bool)
+
+    def crit(j: int) -> float:
+        return K.crit(code, j, N, alpha, k, extra) if j >= 1 else -1.0
+
+    src, pending = flat, own
+
+    def sweep(j: int, nxt: int) -> int:
+        nonlocal src, pending
+        count, _ = K.sweep(src, crit(j), crit(nxt), reject, pending)
+        if pending.size:
+            src, pending = pending, _NO_FLOAT
+        return count
+
+    if one_step:
+        _, invalid = K.sweep(flat, crit(1), -1.0, reject, own)
+        if invalid:
+            raise_invalid_pvalues(flat)
     else:
-        reject = (flat <= cut).reshape(shape)
+        first, invalid = K.sweep(flat, -1.0, crit(N if step_up else 1), _NO_BOOL, _NO_FLOAT)
+        if invalid:
+            raise_invalid_pvalues(flat)
+        R, m, delta, decided = iterate_rank(first, sweep, N, step_up)
+        if R is None:
+            R = K.window_search(src, code, alpha, k, extra, step_up, m,
+                                max(4 * delta, MIN_WINDOW))
+        if decided != R:
+            sweep(R, 0)
+    data = flat if own.size == 0 else own
+    reject = reject.reshape(shape)
 
     def adjust() -> np.ndarray:
         if single_step:
-            return K.single_step_adjusted(flat, code, k, extra).reshape(shape)
-        order = np.argsort(flat)
-        out = np.empty_like(flat)
-        out[order] = K.step_adjusted_sorted(flat[order], code, k, extra, step_up)
+            return K.single_step_adjusted(data, code, k, extra).reshape(shape)
+        order = np.argsort(data)
+        out = np.empty_like(data)
+        out[order] = K.step_adjusted_sorted(data[order], code, k, extra, step_up)
         return out.reshape(shape)
 
     return MultitestResult(reject, alpha, method, k, adjust)

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from multitest import binomial_pvalue_table, binomial_pvalues
+from multitest._binomial import pvalue_of_count, pvalues_of_counts
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 100])
@@ -73,6 +74,22 @@ def test_float_counts_with_integral_values_accepted():
 def test_table_matches_gather():
     t = binomial_pvalue_table(30, 0.8)
     np.testing.assert_array_equal(t, binomial_pvalues(np.arange(31), 30, 0.8))
+
+
+@pytest.mark.parametrize(("n", "tau"), [(1, 0.5), (100, 0.75), (10_000, 0.9), (10**6, 0.5)])
+def test_scalar_pvalue_of_count_is_the_table_entry(rng, n, tau):
+    counts = np.unique(np.r_[0, n, rng.integers(0, n + 1, size=50)])
+    table = pvalues_of_counts(n, tau, counts)
+    assert [pvalue_of_count(n, tau, int(c)) for c in counts] == table.tolist()
+
+
+@pytest.mark.parametrize(("n", "tau"), [(10_000, 0.75), (200_000, 0.5)])
+def test_monotone_in_count_large_n(n, tau):
+    """certify_counts maps critical values to count thresholds by bisection: it needs
+    the computed p-values to fall with the count, as the true ones do."""
+    counts = np.arange(int(n * tau), n + 1)
+    p = pvalues_of_counts(n, tau, counts)
+    assert np.all(np.diff(p) <= 0)
 
 
 @given(n=st.integers(1, 300), tau=st.floats(0.01, 0.99),

@@ -30,6 +30,8 @@ def test_fast_path_equals_generic(rng, method, n):
             np.testing.assert_array_equal(cert.pvalues, mt.binomial_pvalues(counts, n, tau))
             np.testing.assert_array_equal(cert.pvalues_adjusted, ref.pvalues_adjusted)
             np.testing.assert_array_equal(cert.reject, counts >= cert.threshold)
+            # the threshold is the smallest certified count that occurs
+            assert cert.threshold == (counts[cert.reject].min() if cert.reject.any() else n + 1)
             assert cert.reject.shape == np.shape(counts)
 
 
