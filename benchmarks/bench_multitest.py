@@ -110,6 +110,17 @@ def run(sizes, ns, repeat, hommel_sizes):
             best_time(lambda p=pu: mt.holm(p, alpha), repeat), "statsmodels holm",
             best_time(lambda p=pu: sm_multipletests(p, alpha, method="holm"), repeat))
 
+    for N in sizes:  # inputs on which the rank iteration settles slowly, or never
+        signal = rng.uniform(size=N) < 0.9
+        pz = stats.norm.sf(rng.normal(size=N) + 6.5 * signal)  # z-tests, 90% strong signal
+        add("holm (decisions), z-test mixture", N, "-",
+            best_time(lambda p=pz: mt.holm(p, alpha), repeat), "statsmodels holm",
+            best_time(lambda p=pz: sm_multipletests(p, alpha, method="holm"), repeat))
+        pc = rng.permutation(alpha / (N - np.arange(N)))  # every p on its critical value
+        add("holm (decisions), p on the critical values", N, "-",
+            best_time(lambda p=pc: mt.holm(p, alpha), repeat), "statsmodels holm",
+            best_time(lambda p=pc: sm_multipletests(p, alpha, method="holm"), repeat))
+
     hommel = getattr(mt, "hommel", None)
     if hommel is not None:
         for N in hommel_sizes:

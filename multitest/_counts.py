@@ -182,7 +182,7 @@ def _decide_counts(flat, compact, n, tau, alpha, spec, k, extra):
     if not one_step:
         R, _, _, decided = iterate_rank(first, sweep, N, step_up)
         if R is None:
-            hist, _ = K.count_histogram_copy(compact, n, compact)  # in place: same values
+            hist = K.count_histogram(compact, n)
             table = binomial_pvalue_table(n, tau, hist > 0)
             thr = int(K.counts_threshold(hist, table, code, alpha, k, extra, step_up))
             return compact >= thr, thr
@@ -240,14 +240,15 @@ def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "h
 
     Notes
     -----
-    The p-value is a nonincreasing function of the count, so ordering the
-    components by p-value is ordering them by count: one pass builds the
-    histogram of the counts over 0..n, the incomplete beta function is evaluated
-    once per count value that occurs, and the step procedure is run over the
-    histogram's bins, from the largest count down. Equal counts (equal p-values)
-    never straddle a step procedure's cut, so the decision is a threshold on the
-    count. Cost: O(N + n) and one compact copy of the counts (kept for the lazy
-    p-values).
+    The p-value is a nonincreasing function of the count, so "p-value at most
+    the critical value c_j" is "count at least t_j" for a count threshold t_j
+    (bisection on the incomplete beta function), and equal counts (equal
+    p-values) never straddle a step procedure's cut: the decision is a threshold
+    on the count. The procedure's stopping rank is found as in the p-value path
+    (see :func:`holm`), each step a comparison of the counts with one threshold.
+    The first pass over the counts also checks their range, writes a compact copy
+    (kept for the lazy p-values) and the decisions at t_1, which on typical inputs
+    are final. Cost: O(N + n).
 
     Examples
     --------

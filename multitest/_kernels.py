@@ -339,8 +339,9 @@ def step_adjusted_sorted(ps, code, k, extra, step_up):
 
 
 # ---------------------------------------------------------------------------
-# Counts: binomial p-values are a monotone function of the count, so a histogram
-# over 0..n replaces the sort.
+# Counts: binomial p-values are a monotone function of the count, so comparisons
+# with count thresholds replace those of p-values, and a histogram over 0..n
+# replaces the sort where the rank iteration settles slowly.
 # ---------------------------------------------------------------------------
 @njit("int64(int64[::1], float64[::1], int64, float64, int64, float64, boolean)",
       cache=True, error_model="numpy")
@@ -446,40 +447,22 @@ def single_step_adjusted(p, code, k, extra):
 
 
 @njit(cache=True)
-def count_histogram_copy(counts, n, out):
-    """Histogram over 0..n and a compact copy into ``out``; returns (hist, first bad index).
+def count_histogram(counts, n):
+    """Histogram over 0..n of counts already checked to lie in [0, n].
 
-    Branch-free: a count outside [0, n] (negative ones wrap around as unsigned) is
-    clamped to the extra bin n + 1, looked for only if that bin is not empty.
     Counts concentrate on a few values and consecutive increments of one bin wait
     on each other's stores, so four interleaved histograms are kept and summed.
     """
     N = counts.shape[0]
-    w = n + 2
-    top = np.uint64(n + 1)
+    w = n + 1
     w1, w2, w3 = np.uint64(w), np.uint64(2 * w), np.uint64(3 * w)
     h = np.zeros(4 * w, dtype=np.int64)
     N4 = N - N % 4
     for i in range(0, N4, 4):
-        c0 = min(np.uint64(counts[i]), top)
-        c1 = min(np.uint64(counts[i + 1]), top)
-        c2 = min(np.uint64(counts[i + 2]), top)
-        c3 = min(np.uint64(counts[i + 3]), top)
-        h[c0] += 1
-        h[w1 + c1] += 1
-        h[w2 + c2] += 1
-        h[w3 + c3] += 1
-        out[i] = c0
-        out[i + 1] = c1
-        out[i + 2] = c2
-        out[i + 3] = c3
+        h[np.uint64(counts[i])] += 1
+        h[w1 + np.uint64(counts[i + 1])] += 1
+        h[w2 + np.uint64(counts[i + 2])] += 1
+        h[w3 + np.uint64(counts[i + 3])] += 1
     for i in range(N4, N):
-        c = min(np.uint64(counts[i]), top)
-        h[c] += 1
-        out[i] = c
-    hist = h[:w] + h[w:2 * w] + h[2 * w:3 * w] + h[3 * w:]
-    if hist[n + 1]:
-        for i in range(N):
-            if counts[i] < 0 or counts[i] > n:
-                return hist[:n + 1].copy(), i
-    return hist[:n + 1].copy(), -1
+        h[np.uint64(counts[i])] += 1
+    return h[:w] + h[w:2 * w] + h[2 * w:3 * w] + h[3 * w:]
