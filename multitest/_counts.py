@@ -188,8 +188,9 @@ def _decide_counts(flat, compact, n, tau, alpha, spec, k, extra):
             return compact >= thr, thr
         if decided != R:
             sweep(R, 0)
-    if count(written) == 0:
+    if known.get(written) == 0:
         return reject, n + 1
+    # n + 1 (nothing certified) if no count reaches the threshold
     return reject, int(K.smallest_at_least(compact, narrow(written), narrow(n + 1)))
 
 
