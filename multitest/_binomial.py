@@ -44,6 +44,12 @@ def _as_n(n):
     return arr.astype(np.int64, copy=False)
 
 
+def check_count_range(lo: int, hi: int, n: int) -> None:
+    """Raise the ValueError for counts outside [0, n], given their min and max."""
+    if lo < 0 or hi > n:
+        raise ValueError(f"`counts` must lie in [0, n] = [0, {n}]; got {lo if lo < 0 else hi}.")
+
+
 def binomial_pvalue_table(n: int, tau: float, which=None) -> np.ndarray:
     """p-values ``P(X >= c)``, X ~ Binomial(n, tau), for c = 0..n (NaN where not asked).
 
@@ -158,10 +164,7 @@ def binomial_pvalues(counts, n, tau: float) -> np.ndarray:
         flat = np.ascontiguousarray(c).reshape(-1)
         if flat.size == 0:
             return np.zeros(shape)
-        lo, hi = flat.min(), flat.max()
-        if lo < 0 or hi > n:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"`counts` must lie in [0, n] = [0, {n}]; got {bad}.")
+        check_count_range(flat.min(), flat.max(), n)
         if flat.dtype != np.int64:
             flat = flat.astype(np.int64)
         table = binomial_pvalue_table(n, tau, K.presence(flat, n))

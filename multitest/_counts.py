@@ -14,6 +14,7 @@ from multitest._binomial import (
     _as_counts,
     _as_n,
     binomial_pvalue_table,
+    check_count_range,
     pvalue_of_count,
     pvalues_of_counts,
 )
@@ -29,7 +30,7 @@ from multitest._fwer import (
 )
 from multitest._hommel import hommel
 from multitest._result import MultitestResult
-from multitest._step import iterate_rank
+from multitest._step import critical_values, decides_in_one_step, iterate_rank
 from multitest._validation import check_alpha, check_k, check_probability
 
 __all__ = ["CountCertificate", "certify_counts", "COUNT_METHODS"]
@@ -96,11 +97,6 @@ def _compact_dtype(n: int) -> type:
     return np.int64
 
 
-def _check_range(lo: int, hi: int, n: int) -> None:
-    if lo < 0 or hi > n:
-        raise ValueError(f"`counts` must lie in [0, n] = [0, {n}]; got {lo if lo < 0 else hi}.")
-
-
 class _CountLevels:
     """Critical values to count thresholds for one (n, tau).
 
@@ -137,6 +133,9 @@ class _CountLevels:
         return self.first + int(np.searchsorted(self._neg, -c, side="left"))
 
 
+_NO_REJECT = np.empty(0, dtype=bool)
+
+
 def _decide_counts(flat, compact, n, tau, alpha, spec, k, extra):
     """Decisions and threshold of `spec`'s procedure from the counts; fills `compact`.
 
@@ -148,12 +147,9 @@ def _decide_counts(flat, compact, n, tau, alpha, spec, k, extra):
     Where the rank iteration settles slowly, a histogram over 0..n finishes it.
     """
     code, step_up, N = spec.code, spec.step_up, flat.size
-    one_step = code in (K.BONFERRONI, K.SIDAK) or (code == K.STEPDOWN_K and k >= N)
+    one_step = decides_in_one_step(code, k, N)
     narrow = compact.dtype.type
-
-    def crit(j: int) -> float:
-        return K.crit(code, j, N, alpha, k, extra) if j >= 1 else -1.0
-
+    crit = critical_values(code, N, alpha, k, extra)
     levels = _CountLevels(n, tau, crit(1), crit(N))
 
     def level(j: int) -> int:
@@ -162,12 +158,12 @@ def _decide_counts(flat, compact, n, tau, alpha, spec, k, extra):
     reject = np.empty(N, dtype=bool)
     written = level(N if step_up and not one_step else 1)  # reject == (count >= written)
     lo, hi, first = K.compact_counts(flat, np.int64(written), compact, reject)
-    _check_range(lo, hi, n)
+    check_count_range(lo, hi, n)
     known = {written: first, n + 1: 0}  # count threshold t -> #{i : count_i >= t}
 
     def count(t: int) -> int:
         if t not in known:
-            known[t] = K.count_at_least(compact, narrow(t))
+            known[t] = K.count_sweep(compact, narrow(t), narrow(t), _NO_REJECT)
         return known[t]
 
     def sweep(j: int, nxt: int) -> int:
@@ -293,7 +289,7 @@ def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "h
 
     if spec.code is None or N == 0:
         lo, hi, _ = K.compact_counts(flat, 0, compact, np.empty(N, dtype=bool)) if N else (0, 0, 0)
-        _check_range(lo, hi, n)
+        check_count_range(lo, hi, n)
         res = spec.procedure(pvalues(), alpha, **kwargs)
         rej = res.reject
         thr = int(compact[rej.reshape(-1)].min()) if rej.any() else n + 1

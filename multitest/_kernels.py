@@ -407,22 +407,19 @@ def compact_counts(counts, at_least, out, reject):
 
 
 @njit(cache=True)
-def count_at_least(compact, at_least):
-    """``#{i : compact[i] >= at_least}`` (`at_least` of the array's dtype)."""
-    count = 0
-    for i in range(compact.shape[0]):
-        count += compact[i] >= at_least
-    return count
-
-
-@njit(cache=True)
 def count_sweep(compact, cut, at_least, reject):
-    """``reject[i] = compact[i] >= cut``; returns ``#{i : compact[i] >= at_least}``."""
+    """One pass: ``#{i : compact[i] >= at_least}`` (thresholds of the array's dtype).
+
+    Also writes ``reject[i] = compact[i] >= cut`` if `reject` has the length of
+    `compact`; pass an empty array to only count.
+    """
+    write_reject = reject.shape[0] == compact.shape[0]
     count = 0
-    for i in range(compact.shape[0]):
+    for i in range(compact.shape[0]):  # unswitched on the loop-invariant flag
         c = compact[i]
-        reject[i] = c >= cut
         count += c >= at_least
+        if write_reject:
+            reject[i] = c >= cut
     return count
 
 

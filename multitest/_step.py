@@ -27,7 +27,7 @@ from multitest import _kernels as K
 from multitest._result import MultitestResult
 from multitest._validation import as_pvalues, check_alpha, raise_invalid_pvalues
 
-__all__ = ["run_step_procedure", "iterate_rank"]
+__all__ = ["critical_values", "decides_in_one_step", "iterate_rank", "run_step_procedure"]
 
 #: Passes of the fixed-point iteration (after the first count) before the window search.
 PLAIN_PASSES = 3
@@ -36,6 +36,22 @@ MIN_WINDOW = 4096
 
 _NO_BOOL = np.empty(0, dtype=bool)
 _NO_FLOAT = np.empty(0)
+
+
+def critical_values(code: int, N: int, alpha: float, k: int,
+                    extra: float) -> Callable[[int], float]:
+    """``j -> c_j`` for ranks 1..N, and -1 (below every p-value) for rank 0."""
+
+    def crit(j: int) -> float:
+        return K.crit(code, j, N, alpha, k, extra) if j >= 1 else -1.0
+
+    return crit
+
+
+def decides_in_one_step(code: int, k: int, N: int) -> bool:
+    """Whether every critical value is c_1: the single-step procedures, and the
+    k-FWER step-down with k >= N (all its critical values are k alpha / N)."""
+    return code in (K.BONFERRONI, K.SIDAK) or (code == K.STEPDOWN_K and k >= N)
 
 
 def iterate_rank(first: int, sweep: Callable[[int, int], int], N: int,
@@ -88,16 +104,13 @@ def run_step_procedure(pvals, alpha, *, code: int, method: str, k: int = 1,
     if N == 0:
         empty = np.zeros(shape, dtype=bool)
         return MultitestResult(empty, alpha, method, k, lambda: np.zeros(shape))
-    # with k >= N every critical value of the step-down is k alpha / N: one step
-    one_step = single_step or (code == K.STEPDOWN_K and k >= N)
+    one_step = single_step or decides_in_one_step(code, k, N)
     # the adjusted p-values are computed later: own the data, copied in the first
     # pass that writes decisions
     own = np.empty(N) if np.may_share_memory(flat, np.asarray(pvals)) else _NO_FLOAT
     reject = np.empty(N, dtype=bool)
 
-    def crit(j: int) -> float:
-        return K.crit(code, j, N, alpha, k, extra) if j >= 1 else -1.0
-
+    crit = critical_values(code, N, alpha, k, extra)
     src, pending = flat, own
 
     def sweep(j: int, nxt: int) -> int:
