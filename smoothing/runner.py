@@ -45,7 +45,8 @@ import torch
 
 import samplers
 from smoothing._io import write_atomic
-from smoothing.datasets._common import IGNORE_INDEX, check_int
+from smoothing._sampling import check_int
+from smoothing.datasets._common import IGNORE_INDEX
 from smoothing.distributed import DistContext, DistributedSegCertify, rank_results_path
 from smoothing.metrics import (
     confusion_matrix,
@@ -277,16 +278,16 @@ def _check_config(cfg: RunConfig) -> None:
             f"that certify under arbitrary dependence); got {cfg.correction!r}."
         )
     for name in ("n0", "k", "batch_size", "num_points", "stride"):
-        check_int(getattr(cfg, name), name, minimum=1)
+        check_int(getattr(cfg, name), name, low=1)
     for name in ("start", "seed", "data_seed"):
-        check_int(getattr(cfg, name), name, minimum=0)
+        check_int(getattr(cfg, name), name, low=0)
     if cfg.num_inputs is not None:
-        check_int(cfg.num_inputs, "num_inputs", minimum=1)
+        check_int(cfg.num_inputs, "num_inputs", low=1)
     alpha = _check_real(cfg.alpha, "alpha")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"`alpha` must lie in (0, 1); got {cfg.alpha!r}.")
     for n in _check_list(cfg.n, "n"):
-        check_int(n, "n", minimum=1)
+        check_int(n, "n", low=1)
     for tau in _check_list(cfg.tau, "tau"):
         if not 0.5 <= _check_real(tau, "tau") < 1.0:
             raise ValueError(f"`tau` must lie in [0.5, 1); got {tau!r}.")
@@ -707,8 +708,8 @@ class CertificationRun:
         ValueError
             As :func:`check_output_dir` (before anything is written), on every rank.
         """
-        check_int(world_size, "world_size", minimum=1)
-        if not 0 <= check_int(rank, "rank", minimum=0) < world_size:
+        check_int(world_size, "world_size", low=1)
+        if not 0 <= check_int(rank, "rank", low=0) < world_size:
             raise ValueError(f"`rank` must lie in [0, {world_size}); got {rank}.")
         if sample_ctx is not None and world_size != 1:
             raise ValueError("`world_size` must be 1 with `sample_ctx` (every rank certifies "

@@ -60,15 +60,6 @@ class PointCloudSample(NamedTuple):
     category: int
 
 
-def check_int(value: object, name: str, *, minimum: int) -> int:
-    """Return ``value`` as an int, or raise if it is not an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value}.")
-    return int(value)
-
-
 def check_index(index: int, length: int) -> int:
     """``index`` in [0, length) (negative indices count from the end), or IndexError."""
     if not -length <= index < length:

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from smoothing._sampling import check_int
 from smoothing.datasets._common import (
     PointCloudSample,
     check_choice,
     check_index,
-    check_int,
     existing_dir,
     existing_file,
     normalize_point_cloud,
@@ -171,9 +171,9 @@ class ShapeNetPart(torch.utils.data.Dataset):
     ) -> None:
         self.root = existing_dir(root, "ShapeNet part root")
         self.split = check_choice(split, "split", _SPLITS)
-        self.num_points = check_int(num_points, "num_points", minimum=1)
+        self.num_points = check_int(num_points, "num_points", low=1)
         self.normals = bool(normals)
-        self.seed = check_int(seed, "seed", minimum=0)
+        self.seed = check_int(seed, "seed", low=0)
         keep = None if categories is None else {category_index(c) for c in categories}
 
         synset_to_cat: dict[str, int] = {}

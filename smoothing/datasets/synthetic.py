@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from smoothing._sampling import check_int
 from smoothing.datasets._common import (
     SPLITS,
     ImageSample,
     check_choice,
     check_index,
-    check_int,
     item_rng,
 )
 
@@ -147,8 +147,8 @@ def make_street_scene(
     >>> bool((make_street_scene(0, height=32, width=64)[0] == image).all())
     True
     """
-    height = check_int(height, "height", minimum=16)
-    width = check_int(width, "width", minimum=16)
+    height = check_int(height, "height", low=16)
+    width = check_int(width, "width", low=16)
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
     c = _Canvas(height, width, rng)
@@ -363,11 +363,11 @@ class SyntheticStreets(torch.utils.data.Dataset):
         height: int = 64,
         width: int = 128,
     ) -> None:
-        self.length = check_int(length, "length", minimum=1)
+        self.length = check_int(length, "length", low=1)
         self.split = check_choice(split, "split", SPLITS)
-        self.seed = check_int(seed, "seed", minimum=0)
-        self.height = check_int(height, "height", minimum=16)
-        self.width = check_int(width, "width", minimum=16)
+        self.seed = check_int(seed, "seed", low=0)
+        self.height = check_int(height, "height", low=16)
+        self.width = check_int(width, "width", low=16)
 
     def __len__(self) -> int:
         return self.length

@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from smoothing._sampling import check_int
 from smoothing.datasets._common import (
     SPLITS,
     PointCloudSample,
     check_choice,
     check_index,
-    check_int,
     item_rng,
     normalize_point_cloud,
 )
@@ -386,7 +386,7 @@ def make_part_object(
         raise ValueError(
             f"`category` must be one of {list(SYNTHETIC_PART_CATEGORIES)}; got {category!r}."
         )
-    num_points = check_int(num_points, "num_points", minimum=1)
+    num_points = check_int(num_points, "num_points", low=1)
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
     prims = _BUILDERS[name](rng)
@@ -452,10 +452,10 @@ class SyntheticParts(torch.utils.data.Dataset):
         normals: bool = True,
         categories: Sequence[str | int] | None = None,
     ) -> None:
-        self.length = check_int(length, "length", minimum=1)
+        self.length = check_int(length, "length", low=1)
         self.split = check_choice(split, "split", SPLITS)
-        self.seed = check_int(seed, "seed", minimum=0)
-        self.num_points = check_int(num_points, "num_points", minimum=1)
+        self.seed = check_int(seed, "seed", low=0)
+        self.num_points = check_int(num_points, "num_points", low=1)
         self.normals = bool(normals)
         cats = SYNTHETIC_PART_CATEGORIES if categories is None else tuple(categories)
         if not cats:
