@@ -69,7 +69,7 @@ class Sampler(ABC):
         """
         line = f"{self!r}: {self.threat_model}"
         if not self.sound:
-            line = "[HEURISTIC: the radius is not a proven certificate] " + line
+            line = "[HEURISTIC, not proven: the radius is not a certificate] " + line
         return line
 
 

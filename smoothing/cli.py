@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from smoothing import runner
+from smoothing._labels import HEURISTIC
 from smoothing.segcertify import CERTIFYING_CORRECTIONS
 
 __all__ = ["build_parser", "main"]
@@ -220,6 +221,11 @@ def _certify(args: argparse.Namespace, ctx: Any) -> int:
         run = _prepare(args, device)
     except (ValueError, TypeError, OSError) as err:
         return _fail(err)
+    if (ctx is None or ctx.is_main) and not all(c.sound for c in run.certifiers.values()):
+        print(f"{PROG}: warning: sampler {args.sampler!r} with correction "
+              f"{args.correction!r} gives certificates that are {HEURISTIC}: the radius is "
+              "not a proven bound; every table row of this run is marked so.",
+              file=sys.stderr)
     by_samples = ctx is not None and args.shard == "samples"
     rank, world_size = (0, 1) if ctx is None or by_samples else (ctx.rank, ctx.world_size)
     try:

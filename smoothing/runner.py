@@ -45,6 +45,7 @@ import torch
 
 import samplers
 from smoothing._io import write_atomic
+from smoothing._labels import HEADERS, HEURISTIC_FOOTNOTE, is_unsound, soundness_note
 from smoothing._sampling import check_int
 from smoothing.datasets._common import IGNORE_INDEX
 from smoothing.distributed import DistContext, DistributedSegCertify, rank_results_path
@@ -951,17 +952,18 @@ class Summary:
 
     def to_markdown(self) -> str:
         """The rows as a Markdown table in the shape of the paper's Tables 1 and 2."""
+        heads = [HEADERS[k] for k in ("sigma", "tau", "n", "n0", "correction", "num_inputs",
+                                      "accuracy", "miou", "abstain", "time", "radius")]
         lines = [
             self.header,
             "",
-            "| | σ | τ | n | n0 | correction | inputs | acc. | mIoU | % abstain "
-            "| t / input (s) | radius |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| | " + " | ".join(heads) + " |",
+            "|---" * (len(heads) + 1) + "|",
         ]
         for r in self.rows:
             base = r["method"] == "base"
             cells = [
-                "base model (clean)" if base else "SegCertify",
+                "base model (clean)" if base else soundness_note("SegCertify", r["sound"]),
                 "–" if base else _fmt(r["sigma"]), "–" if base else _fmt(r["tau"]),
                 "–" if base else str(r["n"]), "–" if base else str(r["n0"]),
                 "–" if base else f"{r['correction']}" + (f" (k={r['k']})" if r["k"] != 1 else ""),
@@ -970,6 +972,8 @@ class Summary:
                 _num(r["time_per_input_s"], ".3g"), "–" if base else _num(r["radius"], ".3f"),
             ]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
+        if any(is_unsound(r["sound"]) for r in self.rows):
+            lines += ["", HEURISTIC_FOOTNOTE]
         return "\n".join(lines) + "\n"
 
 

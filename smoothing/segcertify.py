@@ -21,6 +21,7 @@ import torch
 import multitest
 from samplers import Sampler
 from smoothing import _sampling as S
+from smoothing._labels import soundness_note
 from smoothing._sampling import ABSTAIN
 
 __all__ = ["ABSTAIN", "CERTIFYING_CORRECTIONS", "SegCertify", "SegmentationCertificate"]
@@ -118,7 +119,8 @@ class SegmentationCertificate:
             f"SegmentationCertificate(shape={tuple(self.labels.shape)}, "
             f"certified_fraction={self.certified_fraction:.4f}, radius={self.radius:.4g}, "
             f"n0={p['n0']}, n={p['n']}, tau={p['tau']}, alpha={p['alpha']}, "
-            f"correction={p['correction']!r}, sound={self.sound}, "
+            f"correction={p['correction']!r}, "
+            f"sound={soundness_note(str(self.sound), self.sound)}, "
             f"time_sampling={self.time_sampling:.3g}s, time_testing={self.time_testing:.3g}s)"
         )
 
