@@ -16,7 +16,8 @@ function                                    draws
 :func:`figure1_panel`                       Fig. 1 of the paper: input, ground truth,
                                             attacked prediction, certified segmentation
 :func:`plot_certified_accuracy_vs_radius`   Figs. 3/4: certified accuracy vs radius,
-                                            points labelled with ``tau``
+                                            points labelled with ``tau``; heuristic
+                                            (unproven) runs say so in the legend
 ==========================================  ==============================================
 
 Abstentions (:data:`~smoothing.ABSTAIN`) are drawn in **white**, ignored ground
@@ -26,6 +27,7 @@ truth (255) in black.
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from smoothing._labels import HEURISTIC, is_unsound, soundness_note
 from smoothing._sampling import ABSTAIN
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -370,22 +373,109 @@ def _num(v: Any) -> float:
     return float(v) if v not in ("", None) else float("nan")
 
 
+#: How a legend shows a grouping column: ``{}`` is the value (the model is shown bare).
+LEGEND_NAMES: dict[str, str] = {
+    "model": "{}", "sigma": "σ={}", "sigma_deg": "σ={}°", "sigma_rad": "σ={} rad",
+    "n": "n={}", "n0": "n0={}", "tau": "τ={}", "alpha": "α={}",
+}  # fmt: skip
+
+
+def _legend_value(v: Any) -> str:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else f"{x:.3g}"
+
+
 def _group_label(row: Mapping[str, Any], keys: Sequence[str]) -> str:
-    parts = []
-    for k in keys:
-        v = row[k]
-        try:
-            v = f"{float(v):.4g}"
-        except (TypeError, ValueError):
-            pass
-        parts.append(v if k == "model" else f"{k}={v}")
-    return ", ".join(parts)
+    """The legend entry of a group: e.g. ``'m, σ=0.25, n=100'``, ``'σ=7.16°, n=500'``.
+
+    Examples
+    --------
+    >>> _group_label({"sigma_deg": "7.16197", "n": "500"}, ("sigma_deg", "n"))
+    'σ=7.16°, n=500'
+    """
+    return ", ".join(LEGEND_NAMES.get(k, k + "={}").format(_legend_value(row[k]))
+                     for k in keys)
+
+
+def _label_offsets(xy: Any, texts: Sequence[str], *, fontsize: float,
+                   bounds: tuple[float, float, float, float] | None = None,
+                   marker: float = 3.0) -> list[tuple[float, float] | None]:
+    """Offsets (in points) that keep text labels of plotted points from colliding.
+
+    Greedy, in the given order: every label takes the first of a few positions
+    around its point (right above, right below, left above, left below, further
+    up, further down) whose box overlaps no earlier label, no marker and stays
+    inside ``bounds``; if none is free, the one with the least overlap. A label
+    whose text and point repeat an earlier one is not drawn again (``None``).
+
+    Parameters
+    ----------
+    xy : array_like
+        (K, 2) positions of the points, in points (1/72 inch) on the figure.
+    texts : sequence of str
+        The K labels.
+    fontsize : float
+        Font size of the labels, in points (a character is taken 0.62 of it wide).
+    bounds : (x0, y0, x1, y1), optional
+        The box the labels should stay in (the axes), in points.
+    marker : float, default 3.0
+        Half-size of a point's marker, in points.
+
+    Returns
+    -------
+    list of (float, float) or None
+        The offset of the lower-left corner of every label from its point.
+
+    Examples
+    --------
+    >>> _label_offsets([[0, 0], [0, 30], [0, 0]], ["0.6", "0.75", "0.6"], fontsize=7)
+    [(3.0, 3.0), (3.0, 3.0), None]
+    >>> _label_offsets([[0, 0], [1, 1]], ["0.6", "0.75"], fontsize=7)  # close: one moves
+    [(3.0, -10.0), (3.0, 3.0)]
+    """
+    pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    boxes = [(x - marker, y - marker, x + marker, y + marker) for x, y in pts]
+    seen: set[tuple[float, float, str]] = set()
+    out: list[tuple[float, float] | None] = []
+
+    def overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+        w = min(a[2], b[2]) - max(a[0], b[0])
+        h = min(a[3], b[3]) - max(a[1], b[1])
+        return w * h if w > 0 and h > 0 else 0.0
+
+    for (x, y), text in zip(pts, texts, strict=True):
+        key = (round(x, 1), round(y, 1), text)
+        if key in seen:
+            out.append(None)
+            continue
+        seen.add(key)
+        w, h, gap = 0.62 * fontsize * len(text), float(fontsize), marker
+        candidates = [(gap, gap), (gap, -gap - h), (-gap - w, gap), (-gap - w, -gap - h),
+                      (gap, gap + h), (gap, -gap - 2 * h)]
+        best, best_cost = candidates[0], math.inf
+        for dx, dy in candidates:
+            box = (x + dx, y + dy, x + dx + w, y + dy + h)
+            cost = sum(overlap(box, b) for b in boxes)
+            if bounds is not None:
+                cost += w * h - overlap(box, bounds)
+            if cost < best_cost:
+                best, best_cost = (dx, dy), cost
+            if cost == 0:
+                break
+        dx, dy = best
+        boxes.append((x + dx, y + dy, x + dx + w, y + dy + h))
+        out.append((float(dx), float(dy)))
+    return out
 
 
 def plot_certified_accuracy_vs_radius(
     rows: Iterable[Mapping[str, Any]] | PathLike, *,
     group_keys: Sequence[str] = ("model", "sigma", "n"), radius_key: str = "radius",
-    accuracy_key: str = "accuracy", tau_key: str = "tau", xlabel: str = "radius R",
+    accuracy_key: str = "accuracy", tau_key: str = "tau", sound_key: str = "sound",
+    xlabel: str = "radius R",
     title: str | None = None, envelope: bool = True, out: PathLike | None = None,
     dpi: int = 110,
 ) -> Figure:
@@ -393,9 +483,13 @@ def plot_certified_accuracy_vs_radius(
 
     The paper's Figs. 3 and 4: one line per group of runs (by default per model,
     ``sigma`` and ``n``) through the points ``(R(tau), acc(tau))``, the ``tau``
-    written next to every point; with ``envelope``, the best certified accuracy
-    at each radius over all runs (:func:`certified_accuracy_at_radius`) as a grey
-    dashed step.
+    written next to every point (placed so that the numbers do not collide; a
+    point that repeats another one's position and ``tau`` is numbered once); with
+    ``envelope``, the best certified accuracy at each radius over all runs
+    (:func:`certified_accuracy_at_radius`) as a grey dashed step up to the
+    largest certified radius. Groups whose rows have a false ``sound_key``
+    column (heuristic certificates) are dotted and say "heuristic, not proven"
+    in the legend and the title.
 
     Parameters
     ----------
@@ -407,6 +501,8 @@ def plot_certified_accuracy_vs_radius(
         Columns that define one line (and its legend entry).
     radius_key, accuracy_key, tau_key : str
         Column names.
+    sound_key : str, default 'sound'
+        Optional column: ``False`` (or ``"False"``) marks a heuristic certificate.
     xlabel : str, default 'radius R'
         Label of the x axis (say the unit).
     title : str, optional
@@ -422,7 +518,7 @@ def plot_certified_accuracy_vs_radius(
     -------
     matplotlib.figure.Figure
         One line (``ax.lines``) per group, plus the envelope; one annotation
-        (``ax.texts``) per point.
+        (``ax.texts``) per distinct (point, ``tau``).
 
     Raises
     ------
@@ -439,33 +535,57 @@ def plot_certified_accuracy_vs_radius(
             raise ValueError(f"every row of `rows` needs the columns {needed}; a row lacks "
                              f"{missing}.")
     groups: dict[str, list[tuple[float, float, float]]] = {}
+    unsound: set[str] = set()
     for row in rows:
         key = _group_label(row, group_keys)
         groups.setdefault(key, []).append(
             (_num(row[radius_key]), _num(row[accuracy_key]), _num(row[tau_key])))
+        if is_unsound(row.get(sound_key)):
+            unsound.add(key)
     fig = _new_figure((8.4, 4.2))
     ax = fig.subplots()
-    all_r, all_a = [], []
+    all_r, all_a, labels = [], [], []
     for i, (name, pts) in enumerate(groups.items()):
         pts.sort()
         r, a, t = (np.array(v) for v in zip(*pts, strict=True))
         all_r.extend(r)
         all_a.extend(a)
-        (line,) = ax.plot(r, a, marker="o", ms=4, lw=1.3, label=name, color=f"C{i}")
-        for x, y, tau in zip(r, a, t, strict=True):
-            ax.annotate(f"{tau:g}", (x, y), textcoords="offset points", xytext=(3, 4),
-                        fontsize=7, color=line.get_color())
+        heuristic = name in unsound
+        (line,) = ax.plot(r, a, marker="o", ms=4, lw=1.3, ls=":" if heuristic else "-",
+                          label=soundness_note(name, not heuristic), color=f"C{i}")
+        labels.extend((x, y, f"{tau:g}", line.get_color()) for x, y, tau in zip(r, a, t,
+                                                                                strict=True))
     if envelope and all_r:
-        grid = np.linspace(0.0, 1.05 * max(all_r), 400)
+        # up to the largest certified radius: beyond it no run certifies anything
+        grid = np.linspace(0.0, max(all_r), 400)
         ax.step(grid, certified_accuracy_at_radius(all_r, all_a, grid), where="post",
-                color="0.5", ls="--", lw=1, label="best over runs")
+                color="0.5", ls="--", lw=1, label=soundness_note("best over runs", not unsound))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlim(left=0.0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    ax.set_title(title or "certified accuracy vs radius (numbers: tau)", fontsize=9)
+    title = title or "certified accuracy vs radius (numbers: tau)"
+    if unsound:
+        title += f"\ndotted: {HEURISTIC} (the radius is not a certificate)"
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
+    _annotate_taus(fig, ax, labels)
     _save(fig, out, dpi)
     return fig
+
+
+def _annotate_taus(fig: Figure, ax: Any, labels: list[tuple[float, float, str, Any]]) -> None:
+    """Write every point's ``tau`` next to it, placed by :func:`_label_offsets`."""
+    if not labels:
+        return
+    to_pt = 72.0 / fig.dpi
+    xy = ax.transData.transform([(x, y) for x, y, _, _ in labels]) * to_pt
+    box = ax.get_window_extent()
+    bounds = (box.x0 * to_pt, box.y0 * to_pt, box.x1 * to_pt, box.y1 * to_pt)
+    offsets = _label_offsets(xy, [t for _, _, t, _ in labels], fontsize=7, bounds=bounds)
+    for (x, y, text, color), off in zip(labels, offsets, strict=True):
+        if off is not None:
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=off, fontsize=7,
+                        color=color, ha="left", va="bottom")

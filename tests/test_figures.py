@@ -204,7 +204,7 @@ def test_plot_certified_accuracy_vs_radius_from_rows_and_csv(tmp_path):
     fig = plot_certified_accuracy_vs_radius(rows, title="t")
     ax = fig.axes[0]
     labels = [line.get_label() for line in ax.lines]
-    assert labels == ["m, sigma=0.25, n=100", "m, sigma=0.5, n=100", "best over runs"]
+    assert labels == ["m, σ=0.25, n=100", "m, σ=0.5, n=100", "best over runs"]
     assert sorted(t.get_text() for t in ax.texts) == ["0.75", "0.75", "0.9", "0.9"]
     x, y = ax.lines[0].get_data()
     np.testing.assert_allclose(x, [0.25 * 0.6745, 0.25 * 1.2816])
