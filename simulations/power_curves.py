@@ -364,8 +364,25 @@ def _arrays(sel, x):
     return xs[order], get("certified_rate"), get("stderr"), get("analytic_rate")
 
 
+#: Fewest gamma points a curve needs to be smoothed: on a coarser grid (the quick
+#: mode's 11 points) a window-11 filter is one straight line through the whole curve.
+MIN_SMOOTH_POINTS = 30
+
+
+def smooths(num_points: int) -> bool:
+    """Whether a curve of ``num_points`` gamma values is drawn smoothed (>= MIN_SMOOTH_POINTS).
+
+    >>> smooths(11), smooths(101)
+    (False, True)
+    """
+    return num_points >= MIN_SMOOTH_POINTS
+
+
 def smooth(y: np.ndarray, window: int = 11, degree: int = 1) -> np.ndarray:
-    """The paper's smoothing: Savitzky–Golay (window 11, degree 1), clipped to [0, 1]."""
+    """The paper's smoothing: Savitzky–Golay (window 11, degree 1), clipped to [0, 1].
+
+    The plots apply it only where :func:`smooths` allows.
+    """
     from scipy.signal import savgol_filter
 
     w = min(window, y.size if y.size % 2 else y.size - 1)
@@ -382,24 +399,40 @@ def _band(ax, x, y, se, color):
                     color=color, alpha=0.2, linewidth=0)
 
 
-def _gamma_panel(ax, rows, fig, smoothed):
+EXACT_LABEL = "dashed: exact (analytic)"
+
+
+def _gamma_panel(ax, rows, fig, smoothed) -> bool:
+    """Draw the curves of `fig` over gamma; returns whether they were smoothed.
+
+    `smoothed` asks for the paper's smoothing, which is applied only to curves with
+    enough points (:func:`smooths`); the others are drawn raw, with markers. Every
+    panel with an exact curve explains the dashed line in its legend.
+    """
+    did_smooth, exact = False, False
     for method in LABELS:
         sel = _series(rows, fig, method)
         if not sel:
             continue
         x, y, se, an = _arrays(sel, "gamma")
         c = COLORS[method]
-        if smoothed:
+        if smoothed and smooths(x.size):
             ax.plot(x, smooth(y), color=c, label=LABELS[method])
+            did_smooth = True
         else:
-            ax.plot(x, y, color=c, lw=0.9, label=LABELS[method])
+            ax.plot(x, y, color=c, lw=0.9, label=LABELS[method],
+                    marker="o" if x.size < MIN_SMOOTH_POINTS else None, ms=3)
             _band(ax, x, y, se, c)
         if not np.all(np.isnan(an)):
             ax.plot(x, an, color=c, ls="--", lw=1.1)
+            exact = True
+    if exact:
+        ax.plot([], [], color="0.3", ls="--", lw=1.1, label=EXACT_LABEL)
     ax.set_xlabel(r"$\gamma$")
     ax.set_ylabel("certified rate")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
+    return did_smooth
 
 
 def _params(rows, fig):
@@ -453,6 +486,14 @@ def _n_panel(ax, rows, fig, budgets: bool):
     ax.grid(alpha=0.3)
 
 
+def _left_title(did_smooth: bool, rows: list[dict], fig: str) -> str:
+    """Title of the left panel of Fig. 2a/2b: smoothed, or why not."""
+    if did_smooth:
+        return "smoothed (Savitzky–Golay 11, deg. 1)"
+    points = len({r["gamma"] for r in rows if r["figure"] == fig})
+    return f"not smoothed: {points} γ points (smoothing needs ≥ {MIN_SMOOTH_POINTS})"
+
+
 def plot(rows: list[dict], out: Path, names: Sequence[str]) -> list[Path]:
     """Draw the PNGs of `names` from the CSV rows; returns the written paths."""
     import matplotlib
@@ -468,11 +509,14 @@ def plot(rows: list[dict], out: Path, names: Sequence[str]) -> list[Path]:
             continue
         if name in ("2a", "2b"):
             fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-            _gamma_panel(axes[0], rows, name, smoothed=True)
-            axes[0].set_title("smoothed (Savitzky–Golay 11, deg. 1)", fontsize=9)
+            axes[0].set_title(_left_title(_gamma_panel(axes[0], rows, name, smoothed=True),
+                                          rows, name), fontsize=9)
             _gamma_panel(axes[1], rows, name, smoothed=False)
-            axes[1].set_title("raw, 95% band; dashed: exact", fontsize=9)
+            axes[1].set_title("raw, 95% band", fontsize=9)
             axes[0].legend(fontsize=8, loc="lower left")
+            axes[1].legend(handles=[h for h in axes[1].get_lines()
+                                    if h.get_label() == EXACT_LABEL], fontsize=8,
+                           loc="lower left")
             fig.suptitle(f"Fig. {name}: {_params(rows, name)}", fontsize=10)
         elif name == "5":
             fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
