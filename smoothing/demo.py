@@ -78,6 +78,7 @@ import torch
 from samplers import GaussianL2, RotationZ
 from smoothing import _sampling as S
 from smoothing._io import write_atomic
+from smoothing._labels import HEADERS
 from smoothing._sampling import ABSTAIN
 from smoothing.metrics import SegmentationMetrics
 from smoothing.segcertify import SegCertify
@@ -649,16 +650,17 @@ def _streets_tables(out: Path, entry: dict[str, Any]) -> tuple[dict[str, Path], 
                                   "num_components": mi.num_components,
                                   "num_correct": mi.num_correct,
                                   **_image_row(mi, float(secs[i]))})
-    cols = [("model", "model", ""), ("method", "", ""), ("sigma", "σ", "g"),
-            ("radius", "R", ".3f"), ("n", "n", ""), ("tau", "τ", "g"),
-            ("accuracy", "acc.", ".3f"), ("miou", "mIoU", ".3f"),
-            ("miou_dataset", "mIoU (data set)", ".3f"), ("abstain_rate", "% ∅", "pct"),
-            ("seconds_per_input", "t (s)", ".2f")]
+    h = HEADERS
+    cols = [("model", "model", ""), ("method", "", ""), ("sigma", h["sigma"], "g"),
+            ("radius", h["radius"], ".3f"), ("n", h["n"], ""), ("tau", h["tau"], "g"),
+            ("accuracy", h["accuracy"], ".3f"), ("miou", h["miou"], ".3f"),
+            ("miou_dataset", h["miou_dataset"], ".3f"), ("abstain_rate", h["abstain"], "pct"),
+            ("seconds_per_input", h["time"], ".2f")]
     title = (f"Table 1 analogue: {len(targets)} SyntheticStreets test scenes "
              f"{targets[0].shape[0]}x{targets[0].shape[1]}; SEGCERTIFY n0 = "
              f"{entry['runs'][0]['n0'] if entry['runs'] else '-'}, alpha = "
              f"{entry['runs'][0]['alpha'] if entry['runs'] else '-'}, Holm; "
-             "% ∅ = percentage of pixels abstained on; t = seconds per input")
+             "% abstain = percentage of pixels abstained on; R = certified l2 radius")
     text = _write_table(table, cols, out / "streets_table.csv", out / "streets_table.md", title)
     _write_table(per_image, cols, out / "streets_per_image.csv", None, "")
     _write_table(curve, cols, out / "streets_curve.csv", None, "")
@@ -721,16 +723,18 @@ def _rotation_tables(out: Path, entry: dict[str, Any]) -> tuple[dict[str, Path],
                                   "num_correct": mi.num_correct,
                                   "accuracy": mi.accuracy, "abstain_rate": mi.abstain_rate,
                                   "seconds_per_input": float(secs[i])})
-    cols = [("method", "", ""), ("sigma", "σ (rad)", ".4g"), ("sigma_deg", "σ (°)", ".2f"),
-            ("tau", "τ", "g"), ("n0", "n0", ""), ("n", "n", ""),
-            ("radius", "R (rad)", ".4f"), ("radius_deg", "R (°)", ".2f"),
-            ("accuracy", "cert. acc.", ".3f"), ("abstain_rate", "% ∅", "pct"),
-            ("seconds_per_input", "t (s)", ".2f")]
+    h = HEADERS
+    cols = [("method", "", ""), ("sigma", f"{h['sigma']} (rad)", ".4g"),
+            ("sigma_deg", f"{h['sigma']} (°)", ".2f"), ("tau", h["tau"], "g"),
+            ("n0", h["n0"], ""), ("n", h["n"], ""), ("radius", f"{h['radius']} (rad)", ".4f"),
+            ("radius_deg", f"{h['radius']} (°)", ".2f"), ("accuracy", h["accuracy"], ".3f"),
+            ("abstain_rate", h["abstain"], "pct"), ("seconds_per_input", h["time"], ".2f")]
     alpha = entry["runs"][0]["alpha"] if entry["runs"] else "-"
     title = (f"Table 7 analogue: rotation about the {entry['axis']} axis, "
              f"{len(targets)} SyntheticParts test objects ({targets[0].shape[0]} points), "
              f"model {entry['model']} restricted to the object's category; alpha = {alpha}, "
-             "Holm; % ∅ = percentage of points abstained on; t = seconds per input")
+             "Holm; % abstain = percentage of points abstained on; acc. = certified "
+             "accuracy; R = certified rotation radius")
     text = _write_table(table, cols, out / "rotation_table.csv", out / "rotation_table.md",
                         title)
     _write_table(per_cloud, cols, out / "rotation_per_cloud.csv", None, "")

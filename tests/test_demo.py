@@ -122,6 +122,25 @@ def test_table_columns_and_rows(demo_run):
         (ROBUST, 0.5)]
 
 
+def _md_header(text: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith("|"))
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def test_table_headers_agree_with_the_cli_summary(demo_run):
+    from smoothing.runner import Summary
+
+    out, _ = demo_run
+    cli = set(_md_header(Summary((), "header").to_markdown()))
+    streets = set(_md_header((out / "streets_table.md").read_text()))
+    rotation = _md_header((out / "rotation_table.md").read_text())
+    # the quantities both show, under one name
+    shared = {"σ", "τ", "n", "R", "acc.", "mIoU", "% abstain", "t / input (s)"}
+    assert shared <= cli and shared <= streets
+    assert {"n0", "n", "τ", "acc.", "% abstain", "t / input (s)", "R (rad)",
+            "σ (rad)"} <= set(rotation)
+
+
 def _check_rows_against_labels(rows, runs, targets, out, key):
     """Every per-input row agrees with the saved labels (ABSTAIN is never a class)."""
     by_file = {}
