@@ -35,14 +35,6 @@ PARTS = ["certify", "--dataset", "parts", "--num-points", "64", "--num-inputs", 
          "--batch-size", "20", "--device", "cpu", "--no-progress"]  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---------------------------------------------------------------------------
 # the phrase
 # ---------------------------------------------------------------------------
