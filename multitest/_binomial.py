@@ -16,7 +16,8 @@ __all__ = ["binomial_pvalues", "binomial_pvalue_table", "pvalue_of_count", "pval
 def _as_counts(counts) -> np.ndarray:
     arr = np.asarray(counts)
     if arr.dtype.kind in "iu":
-        return arr
+        # numba kernels take native byte order only (a no-op for native arrays)
+        return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype.kind == "f":
         if arr.size and not np.all(np.isfinite(arr)):
             raise ValueError("`counts` must be finite integers; got NaN or infinity.")

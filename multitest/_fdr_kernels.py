@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 
-@njit("Tuple((float64[::1], float64[::1]))(float64[::1])", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def bh_levels_sorted(ps):
     """Levels and adjusted p-values of the linear step-up (BH) procedure, in O(N).
 

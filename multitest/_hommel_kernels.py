@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 
-@njit("float64[::1](float64[::1])", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def hommel_adjusted_sorted(ps):
     """Hommel-adjusted p-values of ascending p-values ``ps``, in O(N).
 

@@ -1,4 +1,10 @@
-"""numba kernels of the multitest package (no validation here: see the wrappers)."""
+"""numba kernels of the multitest package (no validation here: see the wrappers).
+
+The kernels carry no explicit signatures: each compiles (or loads from the cache)
+on its first call, for the array types it is called with, so importing multitest
+compiles nothing, a call compiles only the kernels it runs, and read-only inputs
+(pandas Series, memory maps, ``setflags(write=False)``) are accepted without a copy.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import numpy as np
 from numba import njit
 
 
-@njit("Tuple((boolean, float64, float64))(float64[::1])", cache=True)
+@njit(cache=True)
 def unit_interval_summary(p):
     """One pass: (any NaN, min, max) of ``p``."""
     lo = np.inf
@@ -99,8 +105,7 @@ def smallest_alpha(code, j, N, k, extra, p):
     return _smallest_alpha_search(code, j, N, k, extra, p, est)
 
 
-@njit("float64(int64, int64, int64, int64, float64, float64, float64)", cache=True,
-      error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _smallest_alpha_search(code, j, N, k, extra, p, est):
     """Gallop from ``est`` in units of the last place, then bisect on the bit patterns
     (positive doubles sort like their int64 bit patterns)."""
@@ -213,8 +218,7 @@ def first_rank(code, N, alpha, k, extra, p):
 # multitest._step), finished where needed by an exact histogram over a window of
 # ranks (window_search).
 # ---------------------------------------------------------------------------
-@njit("UniTuple(int64, 2)(float64[::1], float64, float64, boolean[::1], float64[::1])",
-      cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def sweep(p, cut, nxt, reject, copy):
     """One pass over ``p``: ``(#{i : p_i <= nxt}, number of invalid p-values)``.
 
@@ -276,8 +280,7 @@ def _window_counts(p, code, alpha, k, extra, lo, hi):
     return base, hist
 
 
-@njit("int64(float64[::1], int64, float64, int64, float64, boolean, int64, int64)",
-      cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def window_search(p, code, alpha, k, extra, step_up, m, width):
     """Number R of rejections, given the iteration's bound ``m`` on it.
 
@@ -314,8 +317,7 @@ def window_search(p, code, alpha, k, extra, step_up, m, width):
         width = N  # the next window covers everything left
 
 
-@njit("float64[::1](float64[::1], int64, int64, float64, boolean)", cache=True,
-      error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def step_adjusted_sorted(ps, code, k, extra, step_up):
     """Adjusted p-values of sorted p-values: the smallest level rejecting each one.
 
@@ -343,8 +345,7 @@ def step_adjusted_sorted(ps, code, k, extra, step_up):
 # with count thresholds replace those of p-values, and a histogram over 0..n
 # replaces the sort where the rank iteration settles slowly.
 # ---------------------------------------------------------------------------
-@njit("int64(int64[::1], float64[::1], int64, float64, int64, float64, boolean)",
-      cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def counts_threshold(hist, table, code, alpha, k, extra, step_up):
     """Smallest certified count: reject iff count >= threshold (n + 1: none).
 
@@ -433,7 +434,7 @@ def smallest_at_least(compact, at_least, none):
     return smallest
 
 
-@njit("float64[::1](float64[::1], int64, int64, float64)", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def single_step_adjusted(p, code, k, extra):
     """Adjusted p-values of a single-step procedure (no sort needed)."""
     N = p.shape[0]
