@@ -17,32 +17,72 @@ O(N + n)). Power and planning: :func:`segcertify_power`,
 :func:`guess_probability`.
 """
 
-from multitest._adapter import METHOD_ALIASES, multipletests
-from multitest._binomial import binomial_pvalue_table, binomial_pvalues
-from multitest._counts import COUNT_METHODS, CountCertificate, certify_counts
-from multitest._fdr import benjamini_hochberg, benjamini_yekutieli
-from multitest._fdr_twostage import benjamini_krieger_yekutieli, two_stage_benjamini_hochberg
-from multitest._fwer import (
-    bonferroni,
-    generalized_bonferroni,
-    hochberg,
-    holm,
-    holm_sidak,
-    lehmann_romano,
-    sidak,
-)
-from multitest._hommel import hommel
-from multitest._power import (
-    SampleSizePlan,
-    bonferroni_threshold,
-    certify_threshold,
-    clopper_pearson_lower,
-    expected_certified_fraction,
-    guess_probability,
-    required_samples,
-    segcertify_power,
-)
-from multitest._result import MultitestResult
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the real imports, for type checkers and IDEs; at run time see __getattr__
+    from multitest._adapter import METHOD_ALIASES, multipletests
+    from multitest._binomial import binomial_pvalue_table, binomial_pvalues
+    from multitest._counts import COUNT_METHODS, CountCertificate, certify_counts
+    from multitest._fdr import benjamini_hochberg, benjamini_yekutieli
+    from multitest._fdr_twostage import benjamini_krieger_yekutieli, two_stage_benjamini_hochberg
+    from multitest._fwer import (
+        bonferroni,
+        generalized_bonferroni,
+        hochberg,
+        holm,
+        holm_sidak,
+        lehmann_romano,
+        sidak,
+    )
+    from multitest._hommel import hommel
+    from multitest._power import (
+        SampleSizePlan,
+        bonferroni_threshold,
+        certify_threshold,
+        clopper_pearson_lower,
+        expected_certified_fraction,
+        guess_probability,
+        required_samples,
+        segcertify_power,
+    )
+    from multitest._result import MultitestResult
+
+#: public name -> private module defining it. ``import multitest`` imports none of
+#: them (nor numba or scipy): each module is imported on first access of one of its
+#: names (PEP 562), and each numba kernel compiles, or loads from the cache, on its
+#: first call.
+_SOURCES: dict[str, str] = {
+    **dict.fromkeys(["METHOD_ALIASES", "multipletests"], "_adapter"),
+    **dict.fromkeys(["binomial_pvalue_table", "binomial_pvalues"], "_binomial"),
+    **dict.fromkeys(["COUNT_METHODS", "CountCertificate", "certify_counts"], "_counts"),
+    **dict.fromkeys(["benjamini_hochberg", "benjamini_yekutieli"], "_fdr"),
+    **dict.fromkeys(["benjamini_krieger_yekutieli", "two_stage_benjamini_hochberg"],
+                    "_fdr_twostage"),
+    **dict.fromkeys(["bonferroni", "generalized_bonferroni", "hochberg", "holm",
+                     "holm_sidak", "lehmann_romano", "sidak"], "_fwer"),
+    "hommel": "_hommel",
+    **dict.fromkeys(["SampleSizePlan", "bonferroni_threshold", "certify_threshold",
+                     "clopper_pearson_lower", "expected_certified_fraction",
+                     "guess_probability", "required_samples", "segcertify_power"], "_power"),
+    "MultitestResult": "_result",
+}
+
+
+def __getattr__(name: str):
+    module = _SOURCES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'multitest' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"multitest.{module}"), name)
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 

@@ -13,7 +13,7 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from multitest._binomial import _as_counts, _as_n, binomial_pvalue_table
 from multitest._validation import check_alpha, check_probability
@@ -75,6 +75,8 @@ def _sf_ge(t, n, p) -> np.ndarray:
 
 def _binom_pmf(c, n, p) -> np.ndarray:
     """``P(Bin(n, p) = c)`` elementwise (0 outside [0, n])."""
+    from scipy import stats  # ~0.4 s to import, for this one pmf: only when needed
+
     return stats.binom.pmf(c, n, p)
 
 
