@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from multitest import _kernels as K
+from multitest import _step
 from multitest._binomial import (
     _as_counts,
     _as_n,
@@ -18,7 +19,7 @@ from multitest._binomial import (
     pvalue_of_count,
     pvalues_of_counts,
 )
-from multitest._fdr import benjamini_hochberg, benjamini_yekutieli
+from multitest._fdr import benjamini_hochberg, benjamini_yekutieli, harmonic_number
 from multitest._fwer import (
     bonferroni,
     generalized_bonferroni,
@@ -134,6 +135,9 @@ class _CountLevels:
 
 
 _NO_REJECT = np.empty(0, dtype=bool)
+#: Up to this many counts, their p-values are evaluated one by one rather than once
+#: per distinct count in a table over 0..n (the same doubles either way).
+DIRECT_PVALUES_N = 64
 
 
 def _decide_counts(flat, compact, n, tau, alpha, spec, k, extra):
@@ -280,22 +284,27 @@ def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "h
     compact = np.empty(N, dtype=_compact_dtype(n))
     kwargs = {"k": k} if spec.takes_k else {}
     table = None
+    direct = None  # small inputs: the p-values of the N counts, evaluated directly
 
     def pvalues() -> np.ndarray:
         nonlocal table
+        if direct is not None:
+            return direct.reshape(shape)
         if table is None:
             table = binomial_pvalue_table(n, tau, K.presence(compact, n))
         return table[compact].reshape(shape)
 
-    if spec.code is None or N == 0:
+    if spec.code is None or N <= _step.SMALL_N:  # hommel, or small: the p-value path is faster
         lo, hi, _ = K.compact_counts(flat, 0, compact, np.empty(N, dtype=bool)) if N else (0, 0, 0)
         check_count_range(lo, hi, n)
+        if 0 < N <= DIRECT_PVALUES_N:  # cheaper than a table over 0..n
+            direct = pvalues_of_counts(n, tau, flat.astype(np.int64, copy=False))
         res = spec.procedure(pvalues(), alpha, **kwargs)
         rej = res.reject
         thr = int(compact[rej.reshape(-1)].min()) if rej.any() else n + 1
         adjust = res._adjust
     else:
-        extra = float(np.sum(1.0 / np.arange(1, N + 1))) if spec.code == K.BY else 0.0
+        extra = harmonic_number(N) if spec.code == K.BY else 0.0
         rej, thr = _decide_counts(flat, compact, n, tau, alpha, spec, k, extra)
         rej = rej.reshape(shape)
 

@@ -9,13 +9,22 @@ certification.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from multitest import _kernels as K
 from multitest._result import MultitestResult
 from multitest._step import run_step_procedure
 
-__all__ = ["benjamini_hochberg", "benjamini_yekutieli"]
+__all__ = ["benjamini_hochberg", "benjamini_yekutieli", "harmonic_number"]
+
+
+@functools.lru_cache(maxsize=64)
+def harmonic_number(n: int) -> float:
+    """``c_n = sum_{i<=n} 1/i`` summed as statsmodels does (1.0 for n = 0), cached:
+    the sum costs more than a small procedure."""
+    return float(np.sum(1.0 / np.arange(1, n + 1))) if n else 1.0
 
 
 def benjamini_hochberg(pvals, alpha: float) -> MultitestResult:
@@ -105,7 +114,7 @@ def benjamini_yekutieli(pvals, alpha: float) -> MultitestResult:
     >>> multitest.benjamini_yekutieli([0.01, 0.04, 0.03, 0.005], alpha=0.05).reject
     array([ True, False, False,  True])
     """
-    n = int(np.asarray(pvals).size)
-    c_n = float(np.sum(1.0 / np.arange(1, n + 1))) if n else 1.0
+    pvals = np.asarray(pvals)
+    c_n = harmonic_number(pvals.size)
     return run_step_procedure(pvals, alpha, code=K.BY, method="benjamini_yekutieli",
                               extra=c_n, step_up=True)

@@ -464,3 +464,63 @@ def count_histogram(counts, n):
     for i in range(N4, N):
         h[np.uint64(counts[i])] += 1
     return h[:w] + h[w:2 * w] + h[2 * w:3 * w] + h[3 * w:]
+
+
+# ---------------------------------------------------------------------------
+# Small inputs: one fused call. Below multitest._step.SMALL_N the fixed cost of
+# Python (a few kernel calls, critical values fetched one by one) outweighs the
+# passes, so one kernel validates, copies, sorts and decides; the decisions and
+# adjusted p-values are exactly those of the pass-based path.
+# ---------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy")
+def small_decide(p, code, alpha, k, extra, step_up, one_step):
+    """``(reject, copy of p, any invalid)`` of a step procedure, by one sort.
+
+    Step-down: R is the last rank before the first j with ``p_(j) > c_j``; step-up:
+    the largest j with ``p_(j) <= c_j``. Either way ``reject = p <= c_R`` (ties
+    never straddle the cut), the comparison the pass-based path makes.
+    """
+    N = p.shape[0]
+    data = np.empty(N, dtype=np.float64)
+    reject = np.empty(N, dtype=np.bool_)
+    invalid = False
+    for i in range(N):
+        x = p[i]
+        data[i] = x
+        invalid |= not (x >= 0.0 and x <= 1.0)
+    if invalid:
+        return reject, data, True
+    if one_step:
+        cut = crit(code, 1, N, alpha, k, extra)
+    else:
+        s = np.sort(data)
+        R = 0 if step_up else N
+        if step_up:
+            for j in range(N, 0, -1):
+                if s[j - 1] <= crit(code, j, N, alpha, k, extra):
+                    R = j
+                    break
+        else:
+            for j in range(1, N + 1):
+                if s[j - 1] > crit(code, j, N, alpha, k, extra):
+                    R = j - 1
+                    break
+        cut = crit(code, R, N, alpha, k, extra) if R >= 1 else -1.0
+    for i in range(N):
+        reject[i] = data[i] <= cut
+    return reject, data, False
+
+
+@njit(cache=True, error_model="numpy")
+def small_adjusted(data, code, k, extra, step_up, single_step):
+    """Adjusted p-values in one call: :func:`single_step_adjusted`, or the sort and
+    :func:`step_adjusted_sorted` scattered back (tied p-values get equal values, so
+    the order among ties does not matter)."""
+    if single_step:
+        return single_step_adjusted(data, code, k, extra)
+    order = np.argsort(data)
+    adjusted = step_adjusted_sorted(data[order], code, k, extra, step_up)
+    out = np.empty_like(data)
+    for i in range(data.shape[0]):
+        out[order[i]] = adjusted[i]
+    return out

@@ -27,12 +27,22 @@ from multitest import _kernels as K
 from multitest._result import MultitestResult
 from multitest._validation import as_pvalues, check_alpha, raise_invalid_pvalues
 
-__all__ = ["critical_values", "decides_in_one_step", "iterate_rank", "run_step_procedure"]
+__all__ = [
+    "SMALL_N",
+    "critical_values",
+    "decides_in_one_step",
+    "iterate_rank",
+    "run_step_procedure",
+]
 
 #: Passes of the fixed-point iteration (after the first count) before the window search.
 PLAIN_PASSES = 3
 #: Smallest window of ranks for the window search.
 MIN_WINDOW = 4096
+#: Largest N decided by one fused, sort-based kernel call (:func:`_run_small`) rather
+#: than by the passes; measured by ``benchmarks/bench_multitest.py --small-only``,
+#: where both paths are timed against each other.
+SMALL_N = 2048
 
 _NO_BOOL = np.empty(0, dtype=bool)
 _NO_FLOAT = np.empty(0)
@@ -105,6 +115,9 @@ def run_step_procedure(pvals, alpha, *, code: int, method: str, k: int = 1,
         empty = np.zeros(shape, dtype=bool)
         return MultitestResult(empty, alpha, method, k, lambda: np.zeros(shape))
     one_step = single_step or decides_in_one_step(code, k, N)
+    if N <= SMALL_N:
+        return _run_small(flat, shape, alpha, code, method, k, extra, step_up, single_step,
+                          one_step)
     # the adjusted p-values are computed later: own the data, copied in the first
     # pass that writes decisions
     own = np.empty(N) if np.may_share_memory(flat, np.asarray(pvals)) else _NO_FLOAT
@@ -146,3 +159,19 @@ def run_step_procedure(pvals, alpha, *, code: int, method: str, k: int = 1,
         return out.reshape(shape)
 
     return MultitestResult(reject, alpha, method, k, adjust)
+
+
+def _run_small(flat, shape, alpha, code, method, k, extra, step_up, single_step, one_step):
+    """The small-input path: decisions and adjusted p-values in one kernel call each.
+
+    Exactly the results of the pass-based path (same critical values, same
+    comparisons); only the fixed cost per call differs.
+    """
+    reject, data, invalid = K.small_decide(flat, code, alpha, k, extra, step_up, one_step)
+    if invalid:
+        raise_invalid_pvalues(flat)
+
+    def adjust() -> np.ndarray:
+        return K.small_adjusted(data, code, k, extra, step_up, single_step).reshape(shape)
+
+    return MultitestResult(reject.reshape(shape), alpha, method, k, adjust)

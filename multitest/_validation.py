@@ -6,6 +6,7 @@ kernels can assume contiguous float64 / int64 arrays with valid values.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -54,12 +55,13 @@ def raise_invalid_pvalues(flat: np.ndarray, name: str = "pvals") -> None:
 def check_probability(value, name: str, *, low: float = 0.0, high: float = 1.0,
                       closed_low: bool = False, closed_high: bool = False) -> float:
     """Validate a real scalar in an interval and return it as ``float``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) is not float and (  # the common case skips the slower ABC check
+            isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise TypeError(f"`{name}` must be a real number; got {type(value).__name__}.")
     v = float(value)
     ok_low = v >= low if closed_low else v > low
     ok_high = v <= high if closed_high else v < high
-    if not (ok_low and ok_high and np.isfinite(v)):
+    if not (ok_low and ok_high and math.isfinite(v)):
         lb = "[" if closed_low else "("
         rb = "]" if closed_high else ")"
         raise ValueError(f"`{name}` must lie in {lb}{low:g}, {high:g}{rb}; got {value!r}.")

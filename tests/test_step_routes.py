@@ -65,6 +65,7 @@ def reference(proc, p, alpha):
 def route(monkeypatch, request):
     """Set the route's constants; yields the list of window_search calls made."""
     passes, width = ROUTES[request.param]
+    monkeypatch.setattr(_step, "SMALL_N", 0)  # the passes, even on small inputs
     monkeypatch.setattr(_step, "PLAIN_PASSES", passes)
     monkeypatch.setattr(_step, "MIN_WINDOW", width)
     calls = []
@@ -147,12 +148,12 @@ def test_iteration_settles_without_window_on_typical_input(rng, route):
 )
 @settings(max_examples=300, deadline=None)
 def test_route_property(p, alpha, passes, width, proc):
-    old = _step.PLAIN_PASSES, _step.MIN_WINDOW
-    _step.PLAIN_PASSES, _step.MIN_WINDOW = passes, width
+    old = _step.PLAIN_PASSES, _step.MIN_WINDOW, _step.SMALL_N
+    _step.PLAIN_PASSES, _step.MIN_WINDOW, _step.SMALL_N = passes, width, 0
     try:
         ours = proc(p, alpha).reject
     finally:
-        _step.PLAIN_PASSES, _step.MIN_WINDOW = old
+        _step.PLAIN_PASSES, _step.MIN_WINDOW, _step.SMALL_N = old
     np.testing.assert_array_equal(ours, reference(proc, p, alpha))
 
 
@@ -168,6 +169,7 @@ def count_route(monkeypatch, request):
     """Set PLAIN_PASSES; yields the count passes made: 'histogram', 'count' (a
     count_sweep that only counts) or 'decide' (one that rewrites the decisions)."""
     monkeypatch.setattr(_step, "PLAIN_PASSES", request.param)
+    monkeypatch.setattr(_step, "SMALL_N", 0)  # the count passes, even on small inputs
     calls = []
     for name in ("count_sweep", "count_histogram"):
         kernel = getattr(K, name)
