@@ -473,12 +473,22 @@ def count_histogram(counts, n):
 # adjusted p-values are exactly those of the pass-based path.
 # ---------------------------------------------------------------------------
 @njit(cache=True, error_model="numpy")
-def small_decide(p, code, alpha, k, extra, step_up, one_step):
-    """``(reject, copy of p, any invalid)`` of a step procedure, by one sort.
+def _count_at_most(p, c):
+    count = 0
+    for i in range(p.shape[0]):
+        count += p[i] <= c
+    return count
 
-    Step-down: R is the last rank before the first j with ``p_(j) > c_j``; step-up:
-    the largest j with ``p_(j) <= c_j``. Either way ``reject = p <= c_R`` (ties
-    never straddle the cut), the comparison the pass-based path makes.
+
+@njit(cache=True, error_model="numpy")
+def small_decide(p, code, alpha, k, extra, step_up, one_step, passes):
+    """``(reject, copy of p, any invalid)`` of a step procedure in one call.
+
+    R is found as in :func:`multitest._step.iterate_rank` (at most `passes` passes of
+    the fixed-point iteration), else by one sort: step-down, the last rank before
+    the first j with ``p_(j) > c_j``; step-up, the largest j with ``p_(j) <= c_j``.
+    Either way ``reject = p <= c_R`` (ties never straddle the cut), the comparison
+    the pass-based path makes.
     """
     N = p.shape[0]
     data = np.empty(N, dtype=np.float64)
@@ -493,18 +503,31 @@ def small_decide(p, code, alpha, k, extra, step_up, one_step):
     if one_step:
         cut = crit(code, 1, N, alpha, k, extra)
     else:
-        s = np.sort(data)
-        R = 0 if step_up else N
-        if step_up:
-            for j in range(N, 0, -1):
-                if s[j - 1] <= crit(code, j, N, alpha, k, extra):
-                    R = j
-                    break
-        else:
-            for j in range(1, N + 1):
-                if s[j - 1] > crit(code, j, N, alpha, k, extra):
-                    R = j - 1
-                    break
+        m = _count_at_most(data, crit(code, N if step_up else 1, N, alpha, k, extra))
+        R = -1
+        for _ in range(passes + 1):
+            if m == 0 or m == N:
+                R = m
+                break
+            nxt = m if step_up else m + 1
+            count = _count_at_most(data, crit(code, nxt, N, alpha, k, extra))
+            if count == m:
+                R = m
+                break
+            m = count
+        if R < 0:  # settles slowly: sort
+            s = np.sort(data)
+            R = 0 if step_up else N
+            if step_up:
+                for j in range(N, 0, -1):
+                    if s[j - 1] <= crit(code, j, N, alpha, k, extra):
+                        R = j
+                        break
+            else:
+                for j in range(1, N + 1):
+                    if s[j - 1] > crit(code, j, N, alpha, k, extra):
+                        R = j - 1
+                        break
         cut = crit(code, R, N, alpha, k, extra) if R >= 1 else -1.0
     for i in range(N):
         reject[i] = data[i] <= cut

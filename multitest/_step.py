@@ -42,7 +42,9 @@ MIN_WINDOW = 4096
 #: Largest N decided by one fused, sort-based kernel call (:func:`_run_small`) rather
 #: than by the passes; measured by ``benchmarks/bench_multitest.py --small-only``,
 #: where both paths are timed against each other.
-SMALL_N = 2048
+SMALL_N = 1024
+#: Passes of the iteration inside the small-input kernel before it sorts.
+SMALL_PASSES = 4
 
 _NO_BOOL = np.empty(0, dtype=bool)
 _NO_FLOAT = np.empty(0)
@@ -167,7 +169,8 @@ def _run_small(flat, shape, alpha, code, method, k, extra, step_up, single_step,
     Exactly the results of the pass-based path (same critical values, same
     comparisons); only the fixed cost per call differs.
     """
-    reject, data, invalid = K.small_decide(flat, code, alpha, k, extra, step_up, one_step)
+    reject, data, invalid = K.small_decide(flat, code, alpha, k, extra, step_up, one_step,
+                                           SMALL_PASSES)
     if invalid:
         raise_invalid_pvalues(flat)
 

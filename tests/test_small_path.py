@@ -1,9 +1,10 @@
 """The small-input path decides exactly as the pass-based path (issue 13, item 6).
 
-Below ``multitest._step.SMALL_N`` a step procedure is decided by one fused,
-sort-based kernel call and its adjusted p-values by another; ``certify_counts`` then
-takes the p-value path. Setting ``SMALL_N`` to 0 forces the passes, to a large value
-the fused kernel, so both are compared on the same inputs around the cut-over.
+Below ``multitest._step.SMALL_N`` a step procedure is decided by one fused kernel
+call (the rank iteration inside it, a sort where it settles slowly) and its
+adjusted p-values by another; ``certify_counts`` then takes the p-value path.
+Setting ``SMALL_N`` to 0 forces the passes, to a large value the fused kernel, so
+both are compared on the same inputs around the cut-over.
 """
 
 from __future__ import annotations
@@ -34,27 +35,30 @@ P_VALUE = st.sampled_from([0.0, 1e-9, 1e-6, 1e-4, 1e-3, 0.004, 0.01, 0.02, 0.05,
     | st.floats(0, 1)
 
 
-def both_paths(procedure, p, alpha, kwargs):
-    old = _step.SMALL_N
+def both_paths(procedure, p, alpha, kwargs, passes=None):
+    old = _step.SMALL_N, _step.SMALL_PASSES
     try:
         _step.SMALL_N = 10**9
+        if passes is not None:  # 0: the small kernel sorts unless the first count settles
+            _step.SMALL_PASSES = passes
         small = procedure(p, alpha, **kwargs)
         small_adj = small.pvalues_adjusted
         _step.SMALL_N = 0
         large = procedure(p, alpha, **kwargs)
         large_adj = large.pvalues_adjusted
     finally:
-        _step.SMALL_N = old
+        _step.SMALL_N, _step.SMALL_PASSES = old
     return small, small_adj, large, large_adj
 
 
 @given(p=hnp.arrays(np.float64, st.integers(1, 200), elements=P_VALUE),
        alpha=st.sampled_from([0.001, 0.05, 0.3]),
-       name=st.sampled_from(list(PROCEDURES)))
+       name=st.sampled_from(list(PROCEDURES)),
+       passes=st.integers(0, 5))
 @settings(max_examples=300, deadline=None)
-def test_small_and_large_paths_agree_exactly(p, alpha, name):
+def test_small_and_large_paths_agree_exactly(p, alpha, name, passes):
     procedure, kwargs = PROCEDURES[name]
-    small, small_adj, large, large_adj = both_paths(procedure, p, alpha, kwargs)
+    small, small_adj, large, large_adj = both_paths(procedure, p, alpha, kwargs, passes)
     np.testing.assert_array_equal(small.reject, large.reject)
     np.testing.assert_array_equal(small_adj, large_adj)  # bit for bit
     np.testing.assert_array_equal(small.reject, small_adj <= alpha)
@@ -69,7 +73,7 @@ def test_paths_agree_at_the_cut_over(rng, name, offset):
     alpha = 0.05
     for p in (rng.uniform(size=N) ** 6, rng.permutation(alpha / (N - np.arange(N))),
               np.round(rng.uniform(size=N) ** 4, 3)):
-        small, small_adj, large, large_adj = both_paths(procedure, p, alpha, kwargs)
+        small, small_adj, large, large_adj = both_paths(procedure, p, alpha, kwargs, 0)
         np.testing.assert_array_equal(small.reject, large.reject)
         np.testing.assert_array_equal(small_adj, large_adj)
         default = procedure(p, alpha, **kwargs)
