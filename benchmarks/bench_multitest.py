@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import platform
 import time
-import types
 
 import numpy as np
-import statsmodels.stats.multitest as sm_module
 from _doc import write_section  # benchmarks/ is on sys.path when run as a script
 from scipy import stats
 from statsmodels.stats.multitest import multipletests as sm_multipletests
@@ -201,13 +200,14 @@ def targets_markdown(rows) -> str:
 @contextlib.contextmanager
 def statsmodels_without_gc():
     """statsmodels' Holm calls ``gc.collect()`` on every call (tens of ms in a big
-    process); inside this block its module sees a ``gc`` whose ``collect`` does nothing."""
-    real = sm_module.gc
-    sm_module.gc = types.SimpleNamespace(collect=lambda *args: 0)
+    process; it imports ``gc`` inside the function): inside this block
+    ``gc.collect`` does nothing."""
+    real = gc.collect
+    gc.collect = lambda *args: 0
     try:
         yield
     finally:
-        sm_module.gc = real
+        gc.collect = real
 
 
 def micro_time(fn, min_time: float = 0.02, repeat: int = 7) -> float:
