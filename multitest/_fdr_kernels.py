@@ -51,3 +51,52 @@ def bh_levels_sorted(ps):
             run_adj = q
         adjusted[idx] = run_adj
     return levels, adjusted
+
+
+@njit(cache=True, error_model="numpy")
+def two_stage_small(p, alpha, maxiter, bky):
+    """``(reject, adjusted)`` of the (iterated) two-stage procedure in one call.
+
+    The same steps, in the same floating-point expressions, as
+    :func:`multitest._fdr_twostage._two_stage` (which calls this for small inputs):
+    one sort, :func:`bh_levels_sorted`, the stages read off the levels by binary
+    search, the rescaled BH-adjusted p-values and the bit-for-bit agreement fix-ups.
+    Tied p-values share their level and adjusted value, so the order of ties in the
+    sort does not matter. ``maxiter < 0``: iterate to convergence (up to N stages).
+    """
+    N = p.shape[0]
+    if maxiter < 0:
+        maxiter = N
+    order = np.argsort(p)
+    levels, bh_adjusted = bh_levels_sorted(p[order])
+    fact = 1.0 + alpha if bky else 1.0
+    alpha_prime = alpha / fact if bky else alpha
+    r = np.searchsorted(levels, alpha_prime, side="right")
+    scale = 1.0
+    if 0 < r < N:
+        r_old = r
+        n0 = float(N)
+        for it in range(maxiter):
+            n0 = float(N - r_old)
+            level = alpha_prime * N / n0 if n0 > 0.0 else np.inf
+            r = np.searchsorted(levels, level, side="right")
+            if it >= maxiter - 1 or r == r_old:
+                break
+            r_old = r
+        scale = n0 / N
+    reject = np.empty(N, dtype=np.bool_)
+    adjusted = np.empty(N, dtype=np.float64)
+    above = np.nextafter(alpha, 2.0)
+    for i in range(N):
+        a = bh_adjusted[i] * scale
+        if bky:
+            a *= fact
+        a = min(a, 1.0)
+        rej = i < r
+        if rej and a > alpha:
+            a = alpha
+        elif not rej and a <= alpha:
+            a = above
+        reject[order[i]] = rej
+        adjusted[order[i]] = a
+    return reject, adjusted

@@ -14,7 +14,8 @@ import numbers
 
 import numpy as np
 
-from multitest._fdr_kernels import bh_levels_sorted
+from multitest import _step
+from multitest._fdr_kernels import bh_levels_sorted, two_stage_small
 from multitest._result import MultitestResult
 from multitest._validation import as_pvalues, check_alpha
 
@@ -50,6 +51,11 @@ def _two_stage(pvals, alpha, maxiter, *, bky: bool, method: str) -> MultitestRes
     if N == 0:
         empty = np.zeros(shape)
         return MultitestResult(np.zeros(shape, dtype=bool), alpha, method, 1, lambda: empty)
+    if N <= _step.SMALL_N:  # one kernel call: the same steps without Python's fixed cost
+        reject, adjusted = two_stage_small(flat, alpha, -1 if maxiter is None else maxiter,
+                                           bky)
+        adjusted = adjusted.reshape(shape)
+        return MultitestResult(reject.reshape(shape), alpha, method, 1, lambda: adjusted)
     if maxiter is None:
         maxiter = N
 

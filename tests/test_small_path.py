@@ -108,3 +108,16 @@ def test_certify_counts_small_and_large_paths_agree(counts, tau, alpha, method):
     assert small.threshold == large.threshold
     np.testing.assert_array_equal(small_p, large_p)
     np.testing.assert_array_equal(small_adj, large_adj)
+
+
+@given(p=hnp.arrays(np.float64, st.integers(1, 200), elements=P_VALUE),
+       alpha=st.sampled_from([0.001, 0.05, 0.1, 0.3]),
+       maxiter=st.sampled_from([0, 1, 2, 5, -1, None]),
+       name=st.sampled_from(["two_stage_benjamini_hochberg", "benjamini_krieger_yekutieli"]))
+@settings(max_examples=300, deadline=None)
+def test_two_stage_small_and_large_paths_agree_exactly(p, alpha, maxiter, name):
+    procedure = getattr(mt, name)
+    small, small_adj, large, large_adj = both_paths(procedure, p, alpha, {"maxiter": maxiter})
+    np.testing.assert_array_equal(small.reject, large.reject)
+    np.testing.assert_array_equal(small_adj, large_adj)
+    np.testing.assert_array_equal(small.reject, small_adj <= alpha)
