@@ -482,13 +482,14 @@ def _count_at_most(p, c):
 
 @njit(cache=True, error_model="numpy")
 def small_decide(p, code, alpha, k, extra, step_up, one_step, passes):
-    """``(reject, copy of p, any invalid)`` of a step procedure in one call.
+    """``(reject, copy of p, decided)`` of a step procedure in one call.
 
-    R is found as in :func:`multitest._step.iterate_rank` (at most `passes` passes of
-    the fixed-point iteration), else by one sort: step-down, the last rank before
-    the first j with ``p_(j) > c_j``; step-up, the largest j with ``p_(j) <= c_j``.
-    Either way ``reject = p <= c_R`` (ties never straddle the cut), the comparison
-    the pass-based path makes.
+    R is found as in :func:`multitest._step.iterate_rank`, in at most `passes` passes
+    of the fixed-point iteration, and ``reject = p <= c_R`` written (ties never
+    straddle the cut), the comparison the pass-based path makes. ``decided`` is
+    False if a p-value is invalid (NaN or outside [0, 1]: the caller checks) or if
+    the iteration did not settle (the caller finishes with
+    :func:`small_sorted_decide`).
     """
     N = p.shape[0]
     data = np.empty(N, dtype=np.float64)
@@ -499,7 +500,7 @@ def small_decide(p, code, alpha, k, extra, step_up, one_step, passes):
         data[i] = x
         invalid |= not (x >= 0.0 and x <= 1.0)
     if invalid:
-        return reject, data, True
+        return reject, data, False
     if one_step:
         cut = crit(code, 1, N, alpha, k, extra)
     else:
@@ -515,23 +516,38 @@ def small_decide(p, code, alpha, k, extra, step_up, one_step, passes):
                 R = m
                 break
             m = count
-        if R < 0:  # settles slowly: sort
-            s = np.sort(data)
-            R = 0 if step_up else N
-            if step_up:
-                for j in range(N, 0, -1):
-                    if s[j - 1] <= crit(code, j, N, alpha, k, extra):
-                        R = j
-                        break
-            else:
-                for j in range(1, N + 1):
-                    if s[j - 1] > crit(code, j, N, alpha, k, extra):
-                        R = j - 1
-                        break
+        if R < 0:  # settles slowly: the caller sorts (small_sorted_decide)
+            return reject, data, False
         cut = crit(code, R, N, alpha, k, extra) if R >= 1 else -1.0
     for i in range(N):
         reject[i] = data[i] <= cut
-    return reject, data, False
+    return reject, data, True
+
+
+@njit(cache=True, error_model="numpy")
+def small_sorted_decide(data, code, alpha, k, extra, step_up, reject):
+    """Write ``reject = data <= c_R`` with R found by one sort (own kernel: compiling
+    the sort is costly, and most calls of :func:`small_decide` never need it).
+
+    Step-down: R is the last rank before the first j with ``p_(j) > c_j``; step-up:
+    the largest j with ``p_(j) <= c_j``.
+    """
+    N = data.shape[0]
+    s = np.sort(data)
+    R = 0 if step_up else N
+    if step_up:
+        for j in range(N, 0, -1):
+            if s[j - 1] <= crit(code, j, N, alpha, k, extra):
+                R = j
+                break
+    else:
+        for j in range(1, N + 1):
+            if s[j - 1] > crit(code, j, N, alpha, k, extra):
+                R = j - 1
+                break
+    cut = crit(code, R, N, alpha, k, extra) if R >= 1 else -1.0
+    for i in range(N):
+        reject[i] = data[i] <= cut
 
 
 @njit(cache=True, error_model="numpy")

@@ -169,10 +169,12 @@ def _run_small(flat, shape, alpha, code, method, k, extra, step_up, single_step,
     Exactly the results of the pass-based path (same critical values, same
     comparisons); only the fixed cost per call differs.
     """
-    reject, data, invalid = K.small_decide(flat, code, alpha, k, extra, step_up, one_step,
+    reject, data, decided = K.small_decide(flat, code, alpha, k, extra, step_up, one_step,
                                            SMALL_PASSES)
-    if invalid:
-        raise_invalid_pvalues(flat)
+    if not decided:
+        if not np.all((data >= 0.0) & (data <= 1.0)):  # False for NaN too
+            raise_invalid_pvalues(flat)
+        K.small_sorted_decide(data, code, alpha, k, extra, step_up, reject)
 
     def adjust() -> np.ndarray:
         return K.small_adjusted(data, code, k, extra, step_up, single_step).reshape(shape)
