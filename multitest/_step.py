@@ -39,11 +39,13 @@ __all__ = [
 PLAIN_PASSES = 3
 #: Smallest window of ranks for the window search.
 MIN_WINDOW = 4096
-#: Largest N decided by one fused, sort-based kernel call (:func:`_run_small`) rather
-#: than by the passes; measured by ``benchmarks/bench_multitest.py --small-only``,
-#: where both paths are timed against each other.
+#: Largest N decided by one fused kernel call (:func:`_run_small`: the iteration runs
+#: inside the kernel, which leaves a sort to a second kernel where it settles slowly)
+#: rather than by the passes. ``benchmarks/bench_multitest.py --small-only`` times
+#: both paths against each other: the fused call was faster up to 4096 on typical
+#: inputs; 1024 bounds the sort's cost where the iteration does not settle.
 SMALL_N = 1024
-#: Passes of the iteration inside the small-input kernel before it sorts.
+#: Passes of the iteration inside the small-input kernel before it gives up.
 SMALL_PASSES = 4
 
 _NO_BOOL = np.empty(0, dtype=bool)
