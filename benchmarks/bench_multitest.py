@@ -327,8 +327,9 @@ def small_markdown(rows, cut_rows) -> str:
               f"always computes them): met in {met} of {len(rows)} rows."]
     if cut_rows:
         lines += ["", f"**Cut-over of the small-input path** (`multitest._step.SMALL_N` = "
-                  f"{_step.SMALL_N}): decisions by one fused, sort-based kernel call vs the "
-                  "passes, both forced, uniform^4 p-values; > 1: the fused call is faster.",
+                  f"{_step.SMALL_N}): decisions by one fused kernel call (the rank iteration "
+                  "inside it; a sort only where that does not settle) vs the passes, both "
+                  "forced, uniform^4 p-values; > 1: the fused call is faster.",
                   "", "| procedure | N | fused | passes | passes / fused |",
                   "|---|---:|---:|---:|---:|"]
         lines += [f"| {name} | {N:,} | {fmt(a)} | {fmt(b)} | {b / a:.2f} |"
