@@ -45,8 +45,11 @@ MIN_WINDOW = 4096
 #: both paths against each other: the fused call was faster up to 4096 on typical
 #: inputs; 1024 bounds the sort's cost where the iteration does not settle.
 SMALL_N = 1024
-#: Passes of the iteration inside the small-input kernel before it gives up.
-SMALL_PASSES = 4
+#: Passes of the iteration inside the small-input kernel before it gives up. A pass
+#: over <= SMALL_N p-values costs well under a microsecond, a sort tens: measured
+#: on Benjamini-Hochberg at N = 1000 (uniform^4), 4 passes fell back to the sort
+#: (22 us a call), 8 or more did not (4.8 us).
+SMALL_PASSES = 32
 
 _NO_BOOL = np.empty(0, dtype=bool)
 _NO_FLOAT = np.empty(0)
