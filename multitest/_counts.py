@@ -101,7 +101,8 @@ class _CountLevels:
     """Critical values to count thresholds for one (n, tau).
 
     ``at_least(c)`` is the smallest count x in [0, n + 1] whose p-value
-    ``P(X >= x)`` is <= c (n + 1: no count is). The p-value falls with the count,
+    ``P(X >= x)`` is <= c (n + 1: no count is; 0 when ``c >= 1``, which the
+    k-FWER procedures reach when ``k alpha / N >= 1``). The p-value falls with the count,
     so ``#{i : pvalue(count_i) <= c} = #{i : count_i >= at_least(c)}``. Every
     critical value asked for lies in [c_min, c_max]: the ends' thresholds are
     found by bisection, and the p-values of the counts between them are evaluated
@@ -118,7 +119,9 @@ class _CountLevels:
         self._neg = neg  # nondecreasing
 
     def _search(self, c: float) -> int:
-        lo, hi = 0, self.n + 1  # P(X >= 0) = 1 > c; count n + 1 meets every c
+        # count -1 stands for "below every count" (never tested); count 0 has
+        # p-value 1, which a critical value c >= 1 (k alpha / N >= 1) admits
+        lo, hi = -1, self.n + 1  # count n + 1 meets every c
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if pvalue_of_count(self.n, self.tau, mid) <= c:
