@@ -17,6 +17,7 @@ from multitest._binomial import (
     check_count_range,
     pvalue_of_count,
     pvalues_of_counts,
+    pvalues_of_valid_counts,
 )
 from multitest._fdr import benjamini_hochberg, benjamini_yekutieli
 from multitest._fwer import (
@@ -268,10 +269,10 @@ def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "h
     except (KeyError, TypeError):
         choices = ", ".join(repr(m) for m in COUNT_METHODS)
         raise ValueError(f"`method` must be one of {choices}; got {method!r}.") from None
-    c = _as_counts(counts)
     n = _as_n(n)
     if not isinstance(n, int):
         raise TypeError("`n` must be a scalar integer for certify_counts.")
+    c = _as_counts(counts, n)
     tau = check_probability(tau, "tau")
     alpha = check_alpha(alpha)
     k = check_k(k)
@@ -282,13 +283,13 @@ def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "h
     N = flat.size
     compact = np.empty(N, dtype=_compact_dtype(n))
     kwargs = {"k": k} if spec.takes_k else {}
-    table = None
+    flat_pvalues = None
 
     def pvalues() -> np.ndarray:
-        nonlocal table
-        if table is None:
-            table = binomial_pvalue_table(n, tau, K.presence(compact, n))
-        return table[compact].reshape(shape)
+        nonlocal flat_pvalues
+        if flat_pvalues is None:
+            flat_pvalues = pvalues_of_valid_counts(n, tau, compact)
+        return flat_pvalues.reshape(shape)
 
     if spec.code is None or N == 0:
         lo, hi, _ = K.compact_counts(flat, 0, compact, np.empty(N, dtype=bool)) if N else (0, 0, 0)
