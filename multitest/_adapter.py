@@ -84,6 +84,8 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
 
     Raises
     ------
+    TypeError
+        If `method` is not a string, or `pvals` is not real-valued.
     ValueError
         For an unknown `method`, invalid p-values or `alpha` (statsmodels
         validates neither).
@@ -95,8 +97,10 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
     >>> reject
     array([ True, False, False,  True])
     """
-    key = method.lower() if isinstance(method, str) else method
-    name = METHOD_ALIASES.get(key)
+    if not isinstance(method, str):
+        raise TypeError(f"`method` must be a string (a statsmodels method name); "
+                        f"got {method!r} ({type(method).__name__}).")
+    name = METHOD_ALIASES.get(method.lower())
     if name is None:
         choices = ", ".join(sorted(METHOD_ALIASES))
         raise ValueError(f"`method` must be one of {choices}; got {method!r}.")

@@ -43,3 +43,9 @@ def test_unknown_method_and_bad_input():
         mt.multipletests([0.1, np.nan], 0.05, method="holm")
     with pytest.raises(ValueError, match="`alpha`"):
         mt.multipletests([0.1], 1.5, method="holm")
+
+
+@pytest.mark.parametrize("method", [["holm"], None, 1, ("holm",)])
+def test_method_must_be_a_string(method):
+    with pytest.raises(TypeError, match="`method` must be a string"):
+        mt.multipletests([0.01, 0.2], 0.05, method=method)
