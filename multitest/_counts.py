@@ -30,7 +30,7 @@ from multitest._fwer import (
     sidak,
 )
 from multitest._hommel import hommel
-from multitest._result import MultitestResult
+from multitest._result import MultitestResult, read_only
 from multitest._step import critical_values, decides_in_one_step, iterate_rank
 from multitest._validation import check_alpha, check_k, check_probability
 
@@ -78,6 +78,8 @@ class CountCertificate(MultitestResult):
         The binomial p-values (computed on first access).
     pvalues_adjusted : numpy.ndarray
         Adjusted p-values of the procedure (computed on first access).
+
+    The arrays are read-only, as in :class:`MultitestResult`.
     """
 
     threshold: int = 0
@@ -87,7 +89,7 @@ class CountCertificate(MultitestResult):
 
     @cached_property
     def pvalues(self) -> np.ndarray:
-        return self._pvalues()
+        return read_only(self._pvalues())
 
 
 def _compact_dtype(n: int) -> type:
