@@ -43,6 +43,8 @@ def family_procedure(*, alpha_free_adjusted: bool = True):
     def decorate(procedure: Callable[..., MultitestResult]) -> Callable[..., MultitestResult]:
         @functools.wraps(procedure)
         def wrapper(pvals, alpha=None, *args, axis=None, **kwargs) -> MultitestResult:
+            if axis is None and alpha is not None:  # one family, decided: no overhead
+                return procedure(pvals, alpha, *args, **kwargs)
             if alpha is None:
                 if not alpha_free_adjusted:
                     raise TypeError(
