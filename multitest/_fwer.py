@@ -186,6 +186,14 @@ def holm(pvals, alpha: float | None = None, *, axis: int | None = None) -> Multi
     array([ True, False, False,  True])
     >>> res.pvalues_adjusted
     array([0.03, 0.06, 0.06, 0.02])
+
+    Adjusted p-values without a level, and one family per row:
+
+    >>> multitest.holm([0.01, 0.04, 0.03, 0.005]).pvalues_adjusted
+    array([0.03, 0.06, 0.06, 0.02])
+    >>> multitest.holm([[0.01, 0.04], [0.03, 0.06]], alpha=0.05, axis=1).reject
+    array([[ True,  True],
+           [False, False]])
     """
     return run_step_procedure(pvals, alpha, code=K.STEPDOWN_K, method="holm")
 

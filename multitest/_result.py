@@ -49,6 +49,19 @@ class MultitestResult:
     Copy them (``res.reject.copy()``) to modify. A result does not unpack into a
     tuple; :func:`multitest.multipletests` returns statsmodels' 4-tuple
     ``(reject, pvals_corrected, alphacSidak, alphacBonf)``.
+
+    Examples
+    --------
+    >>> import multitest
+    >>> res = multitest.holm([0.01, 0.04, 0.03, 0.005], alpha=0.05)
+    >>> res
+    MultitestResult(method='holm', alpha=0.05, k=1, num_rejected=2, shape=(4,))
+    >>> res.reject.flags.writeable
+    False
+    >>> reject, adjusted = res  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: MultitestResult does not unpack; use its `reject` and ...
     """
 
     _reject: np.ndarray | None

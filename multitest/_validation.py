@@ -36,6 +36,10 @@ def as_pvalues(pvals, name: str = "pvals", *,
         )
     shape = arr.shape
     flat = np.ascontiguousarray(arr, dtype=np.float64).reshape(-1)
+    if not flat.flags.writeable:
+        # e.g. another result's read-only arrays: the kernels' explicit signatures
+        # take writable arrays (issue 13.1 may lift this copy)
+        flat = flat.copy()
     if check_values and flat.size:
         has_nan, lo, hi = unit_interval_summary(flat)
         if has_nan or lo < 0.0 or hi > 1.0:

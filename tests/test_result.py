@@ -221,3 +221,15 @@ def test_two_stage_adjusted_pvalue_is_not_the_smallest_rejecting_level():
     levels = np.linspace(0.05, 0.1, 501)
     first = levels[[mt.benjamini_krieger_yekutieli(p, a).reject[5] for a in levels]][0]
     assert 0.085 < first < 0.09
+
+
+@pytest.mark.parametrize("name", sorted(PROCEDURES))
+def test_read_only_results_feed_every_procedure(rng, name):
+    p = rng.uniform(size=30) ** 3
+    cert = mt.certify_counts(rng.binomial(50, 0.9, size=30), 50, 0.75, 0.05)
+    for arr in (cert.pvalues, mt.holm(p).pvalues_adjusted):
+        assert not arr.flags.writeable
+        res = run(name, arr, 0.05)
+        ref = run(name, arr.copy(), 0.05)
+        np.testing.assert_array_equal(res.reject, ref.reject)
+        np.testing.assert_array_equal(res.pvalues_adjusted, ref.pvalues_adjusted)
