@@ -105,8 +105,8 @@ class _CountLevels:
 
     ``at_least(c)`` is the smallest count x in [0, n + 1] whose p-value
     ``P(X >= x)`` is <= c (n + 1: no count is; 0 when ``c >= 1``, which the
-    k-FWER procedures reach when ``k alpha / N >= 1``). The p-value falls with the count,
-    so ``#{i : pvalue(count_i) <= c} = #{i : count_i >= at_least(c)}``. Every
+    k-FWER procedures reach when ``k alpha / N >= 1``). The p-value falls with the
+    count, so ``#{i : pvalue(count_i) <= c} = #{i : count_i >= at_least(c)}``. Every
     critical value asked for lies in [c_min, c_max]: the ends' thresholds are
     found by bisection, and the p-values of the counts between them are evaluated
     once.

@@ -75,8 +75,8 @@ def check_alpha(alpha) -> float:
     return check_probability(alpha, "alpha")
 
 
-#: The largest `k` accepted: the kernels hold it in an int64. Every k >= N gives
-#: the same critical values k alpha / N, so this bounds nothing in practice.
+#: The largest `k` accepted: the kernels hold it in an int64. Once k alpha / N >= 1
+#: every hypothesis is rejected, so a larger k would change nothing in practice.
 MAX_K = 2**63 - 1
 
 
