@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -43,9 +45,10 @@ def python_blocks(path: Path) -> list[str]:
     return blocks
 
 
-def test_readme_python_blocks_run_as_written():
+@pytest.mark.parametrize("doc", ["README.md", "docs/multitest.md"])
+def test_python_blocks_run_as_written(doc):
     """Each block runs on its own, in a fresh namespace (issue 13.7: no undefined names)."""
-    blocks = python_blocks(ROOT / "README.md")
-    assert blocks, "README.md has no python block"
+    blocks = python_blocks(ROOT / doc)
+    assert blocks, f"{doc} has no python block"
     for i, block in enumerate(blocks):
-        exec(compile(block, f"README.md python block {i + 1}", "exec"), {})
+        exec(compile(block, f"{doc} python block {i + 1}", "exec"), {})
