@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from multitest._hommel import hommel
 from multitest._result import MultitestResult
 from multitest._validation import check_alpha
 
-__all__ = ["multipletests", "METHOD_ALIASES"]
+__all__ = ["multipletests", "METHOD_ALIASES", "MultipletestsResult"]
 
 _PROCEDURES: dict[str, Callable[..., MultitestResult]] = {
     "bonferroni": bonferroni,
@@ -43,8 +44,32 @@ METHOD_ALIASES: dict[str, str] = {
 }
 
 
+class MultipletestsResult(NamedTuple):
+    """What :func:`multipletests` returns: statsmodels' 4-tuple, with field names.
+
+    It unpacks and indexes like statsmodels' tuple; its arrays are writable, as
+    statsmodels' are (the procedures' own :class:`MultitestResult` is read-only and
+    does not unpack).
+    """
+
+    reject: np.ndarray
+    pvals_corrected: np.ndarray
+    alphacSidak: float
+    alphacBonf: float
+
+
+def _writable(a: np.ndarray) -> np.ndarray:
+    """`a` made writable without a copy where its memory allows (our own buffers)."""
+    view = a.view()
+    try:
+        view.setflags(write=True)
+    except ValueError:
+        return a.copy()
+    return view
+
+
 def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int = 1,
-                  is_sorted: bool = False, returnsorted: bool = False):
+                  is_sorted: bool = False, returnsorted: bool = False) -> MultipletestsResult:
     """statsmodels-compatible multiple-testing adapter.
 
     Accepts statsmodels' method names and returns its 4-tuple, but dispatches to
@@ -73,17 +98,22 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
 
     Returns
     -------
-    reject : numpy.ndarray of bool
-    pvals_corrected : numpy.ndarray
-        Adjusted p-values; ``reject == (pvals_corrected <= alpha)`` holds exactly
-        (statsmodels can disagree at rounding boundaries).
-    alphacSidak : float
-        ``1 - (1 - alpha)^(1/N)`` (NaN for empty input).
-    alphacBonf : float
-        ``alpha / N`` (NaN for empty input).
+    MultipletestsResult
+        A named 4-tuple that unpacks like statsmodels' (its arrays are writable):
+
+        reject : numpy.ndarray of bool
+        pvals_corrected : numpy.ndarray
+            Adjusted p-values; ``reject == (pvals_corrected <= alpha)`` holds exactly
+            (statsmodels can disagree at rounding boundaries).
+        alphacSidak : float
+            ``1 - (1 - alpha)^(1/N)`` (NaN for empty input).
+        alphacBonf : float
+            ``alpha / N`` (NaN for empty input).
 
     Raises
     ------
+    TypeError
+        If `method` is not a string, or `pvals` is not real-valued.
     ValueError
         For an unknown `method`, invalid p-values or `alpha` (statsmodels
         validates neither).
@@ -95,8 +125,10 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
     >>> reject
     array([ True, False, False,  True])
     """
-    key = method.lower() if isinstance(method, str) else method
-    name = METHOD_ALIASES.get(key)
+    if not isinstance(method, str):
+        raise TypeError(f"`method` must be a string (a statsmodels method name); "
+                        f"got {method!r} ({type(method).__name__}).")
+    name = METHOD_ALIASES.get(method.lower())
     if name is None:
         choices = ", ".join(sorted(METHOD_ALIASES))
         raise ValueError(f"`method` must be one of {choices}; got {method!r}.")
@@ -107,10 +139,10 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
         # stage, False -> 0 stages; we reproduce what it computes.
         maxiter = int(maxiter)
     kwargs = {"maxiter": maxiter} if two_stage else {}
-    res = procedure(pvals, alpha, **kwargs)
-    reject, adjusted = res.reject, res.pvalues_adjusted
-    ntests = reject.size
     alpha = check_alpha(alpha)
+    res = procedure(pvals, alpha, **kwargs)
+    reject, adjusted = _writable(res.reject), _writable(res.pvalues_adjusted)
+    ntests = reject.size
     if ntests:
         alphac_sidak = 1 - np.power((1.0 - alpha), 1.0 / ntests)
         alphac_bonf = alpha / float(ntests)
@@ -120,4 +152,4 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
         flat_p = np.asarray(pvals, dtype=np.float64).reshape(-1)
         order = np.argsort(flat_p)
         reject, adjusted = reject.reshape(-1)[order], adjusted.reshape(-1)[order]
-    return reject, adjusted, alphac_sidak, alphac_bonf
+    return MultipletestsResult(reject, adjusted, alphac_sidak, alphac_bonf)

@@ -10,21 +10,48 @@ from scipy import special
 from multitest import _kernels as K
 from multitest._validation import check_probability
 
-__all__ = ["binomial_pvalues", "binomial_pvalue_table", "pvalue_of_count", "pvalues_of_counts"]
+__all__ = [
+    "binomial_pvalue_table",
+    "binomial_pvalues",
+    "pvalue_of_count",
+    "pvalues_of_counts",
+    "pvalues_of_valid_counts",
+    "uses_table",
+]
 
 
-def _as_counts(counts) -> np.ndarray:
+def _as_counts(counts, n=None) -> np.ndarray:
+    """Integer array of `counts`; float arrays must hold integers.
+
+    A float array is checked for finiteness, range and integrality *before* it is
+    cast, so an out-of-range value is reported as given (not wrapped by the cast).
+    With a scalar `n` the range is [0, n]; otherwise the values must fit int64 and
+    the caller checks them against its `n`.
+    """
     arr = np.asarray(counts)
     if arr.dtype.kind in "iu":
         # numba kernels take native byte order only (a no-op for native arrays)
         return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
-    if arr.dtype.kind == "f":
-        if arr.size and not np.all(np.isfinite(arr)):
-            raise ValueError("`counts` must be finite integers; got NaN or infinity.")
-        if arr.size and not np.all(arr == np.floor(arr)):
-            raise ValueError("`counts` must be integers; got non-integral values.")
+    if arr.dtype.kind != "f":
+        raise TypeError(f"`counts` must be an array of integers; got dtype {arr.dtype}.")
+    if arr.size == 0:
         return arr.astype(np.int64)
-    raise TypeError(f"`counts` must be an array of integers; got dtype {arr.dtype}.")
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = arr[~finite].flat[0].item()
+        raise ValueError(f"`counts` must be finite integers; got {bad!r}.")
+    lo, hi = arr.min().item(), arr.max().item()
+    if isinstance(n, int):
+        if lo < 0 or hi > n:
+            raise ValueError(f"`counts` must lie in [0, n] = [0, {n}]; "
+                             f"got {lo if lo < 0 else hi!r}.")
+    elif lo < 0 or hi >= 2.0**63:
+        raise ValueError(f"`counts` must lie in [0, n]; got {lo if lo < 0 else hi!r}.")
+    fractional = arr != np.floor(arr)
+    if fractional.any():
+        bad = arr[fractional].flat[0].item()
+        raise ValueError(f"`counts` must be integers; got {bad!r}.")
+    return arr.astype(np.int64)
 
 
 def _as_n(n):
@@ -61,13 +88,22 @@ def binomial_pvalue_table(n: int, tau: float, which=None) -> np.ndarray:
     tau : float
         Success probability under the null, in (0, 1).
     which : array_like of bool, optional
-        Mask over 0..n of the counts whose p-value is needed; the others are NaN.
-        Default: all of them.
+        Boolean mask of length ``n + 1`` over the counts 0..n whose p-value is
+        needed; the others are NaN. Default: all of them. Integer indices are
+        refused (a 0/1 array would be ambiguous); for the p-values of given counts
+        use :func:`binomial_pvalues`.
 
     Returns
     -------
     numpy.ndarray
         float64 array of length ``n + 1``.
+
+    Raises
+    ------
+    TypeError
+        If `n` is not a scalar integer or `which` is not boolean.
+    ValueError
+        If `n < 1`, `tau` is not in (0, 1) or `which` is not of length ``n + 1``.
 
     Examples
     --------
@@ -79,6 +115,14 @@ def binomial_pvalue_table(n: int, tau: float, which=None) -> np.ndarray:
     if not isinstance(n, int):
         raise TypeError("`n` must be a scalar integer here.")
     tau = check_probability(tau, "tau")
+    if which is not None:
+        which = np.asarray(which)
+        if which.dtype != np.bool_:
+            raise TypeError("`which` must be a boolean mask over the counts 0..n; got dtype "
+                            f"{which.dtype} (for given counts use binomial_pvalues).")
+        if which.shape != (n + 1,):
+            raise ValueError(f"`which` must have shape (n + 1,) = ({n + 1},); "
+                             f"got {which.shape}.")
     table = np.full(n + 1, np.nan)
     idx = np.arange(n + 1) if which is None else np.flatnonzero(which)
     table[idx] = pvalues_of_counts(n, tau, idx)
@@ -102,6 +146,30 @@ def pvalues_of_counts(n: int, tau: float, counts: np.ndarray) -> np.ndarray:
     c = counts[pos]
     out[pos] = special.betainc(c, n - c + 1, tau)
     return out
+
+
+#: The table of p-values over 0..n is used when it has at most this many entries
+#: per count (filling an entry costs ~1 ns, an incomplete beta ~100 ns) ...
+TABLE_ENTRIES_PER_COUNT = 16
+#: ... and at most this many entries in all (134 MB of float64).
+TABLE_MAX_ENTRIES = 2**24
+
+
+def uses_table(n: int, num_counts: int) -> bool:
+    """Whether a table over 0..n is cheaper than evaluating each of `num_counts` counts."""
+    return n + 1 <= min(TABLE_ENTRIES_PER_COUNT * num_counts, TABLE_MAX_ENTRIES)
+
+
+def pvalues_of_valid_counts(n: int, tau: float, flat: np.ndarray) -> np.ndarray:
+    """p-values of a flat array of counts already checked to lie in [0, n].
+
+    Tabulates the values that occur (:func:`uses_table`) or evaluates each count;
+    both call :func:`pvalues_of_counts`, so they give the same doubles.
+    """
+    if uses_table(n, flat.size):
+        table = binomial_pvalue_table(n, tau, K.presence(flat, n))
+        return table[flat]
+    return pvalues_of_counts(n, tau, flat.astype(np.int64, copy=False))
 
 
 def binomial_pvalues(counts, n, tau: float) -> np.ndarray:
@@ -141,10 +209,13 @@ def binomial_pvalues(counts, n, tau: float) -> np.ndarray:
     and ``scipy.stats.binom.sf(c - 1, n, tau)`` return (Boost's regularised
     incomplete beta, accurate down to subnormal p-values).
 
-    With a scalar `n` there are at most ``n + 1`` distinct p-values: they are
-    evaluated once for the count values that occur, then gathered, so the cost is
-    O(N + n) array work plus ``min(N, n + 1)`` incomplete-beta evaluations
-    instead of ``N``.
+    With a scalar `n` there are at most ``n + 1`` distinct p-values. When the
+    table over 0..n is small (at most :data:`TABLE_ENTRIES_PER_COUNT` entries per
+    count and :data:`TABLE_MAX_ENTRIES` in all) they are evaluated once for the
+    count values that occur, then gathered: O(N + n) array work plus
+    ``min(N, n + 1)`` incomplete-beta evaluations instead of ``N``. Otherwise each
+    count is evaluated directly, in O(N) memory whatever `n`. Both routes give the
+    same doubles.
 
     References
     ----------
@@ -157,8 +228,8 @@ def binomial_pvalues(counts, n, tau: float) -> np.ndarray:
     >>> binomial_pvalues([100, 90, 75, 0], n=100, tau=0.75)
     array([3.20720219e-13, 1.37100563e-04, 5.53470824e-01, 1.00000000e+00])
     """
-    c = _as_counts(counts)
     n = _as_n(n)
+    c = _as_counts(counts, n)
     tau = check_probability(tau, "tau")
     if isinstance(n, int):
         shape = c.shape
@@ -168,11 +239,13 @@ def binomial_pvalues(counts, n, tau: float) -> np.ndarray:
         check_count_range(flat.min(), flat.max(), n)
         if flat.dtype != np.int64:
             flat = flat.astype(np.int64)
-        table = binomial_pvalue_table(n, tau, K.presence(flat, n))
-        return table[flat].reshape(shape)
+        return pvalues_of_valid_counts(n, tau, flat).reshape(shape)
     c, nn = np.broadcast_arrays(c, n)
-    if c.size and ((c < 0).any() or (c > nn).any()):
-        raise ValueError("`counts` must lie in [0, n] elementwise.")
+    bad = (c < 0) | (c > nn)
+    if bad.any():
+        i = np.flatnonzero(bad)[0]
+        raise ValueError(f"`counts` must lie in [0, n] elementwise; got a count of "
+                         f"{c.flat[i].item()!r} with n = {nn.flat[i].item()!r}.")
     safe = np.maximum(c, 1)
     out = special.betainc(safe, nn - safe + 1, tau)
     out[c == 0] = 1.0

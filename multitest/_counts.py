@@ -18,6 +18,7 @@ from multitest._binomial import (
     check_count_range,
     pvalue_of_count,
     pvalues_of_counts,
+    pvalues_of_valid_counts,
 )
 from multitest._fdr import benjamini_hochberg, benjamini_yekutieli, harmonic_number
 from multitest._fwer import (
@@ -30,7 +31,7 @@ from multitest._fwer import (
     sidak,
 )
 from multitest._hommel import hommel
-from multitest._result import MultitestResult
+from multitest._result import MultitestResult, read_only
 from multitest._step import critical_values, decides_in_one_step, iterate_rank
 from multitest._validation import check_alpha, check_k, check_probability
 
@@ -78,6 +79,8 @@ class CountCertificate(MultitestResult):
         The binomial p-values (computed on first access).
     pvalues_adjusted : numpy.ndarray
         Adjusted p-values of the procedure (computed on first access).
+
+    The arrays are read-only, as in :class:`MultitestResult`.
     """
 
     threshold: int = 0
@@ -87,7 +90,7 @@ class CountCertificate(MultitestResult):
 
     @cached_property
     def pvalues(self) -> np.ndarray:
-        return self._pvalues()
+        return read_only(self._pvalues())
 
 
 def _compact_dtype(n: int) -> type:
@@ -102,8 +105,9 @@ class _CountLevels:
     """Critical values to count thresholds for one (n, tau).
 
     ``at_least(c)`` is the smallest count x in [0, n + 1] whose p-value
-    ``P(X >= x)`` is <= c (n + 1: no count is). The p-value falls with the count,
-    so ``#{i : pvalue(count_i) <= c} = #{i : count_i >= at_least(c)}``. Every
+    ``P(X >= x)`` is <= c (n + 1: no count is; 0 when ``c >= 1``, which the
+    k-FWER procedures reach when ``k alpha / N >= 1``). The p-value falls with the
+    count, so ``#{i : pvalue(count_i) <= c} = #{i : count_i >= at_least(c)}``. Every
     critical value asked for lies in [c_min, c_max]: the ends' thresholds are
     found by bisection, and the p-values of the counts between them are evaluated
     once.
@@ -119,7 +123,9 @@ class _CountLevels:
         self._neg = neg  # nondecreasing
 
     def _search(self, c: float) -> int:
-        lo, hi = 0, self.n + 1  # P(X >= 0) = 1 > c; count n + 1 meets every c
+        # count -1 stands for "below every count" (never tested); count 0 has
+        # p-value 1, which a critical value c >= 1 (k alpha / N >= 1) admits
+        lo, hi = -1, self.n + 1  # count n + 1 meets every c
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if pvalue_of_count(self.n, self.tau, mid) <= c:
@@ -269,10 +275,10 @@ def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "h
     except (KeyError, TypeError):
         choices = ", ".join(repr(m) for m in COUNT_METHODS)
         raise ValueError(f"`method` must be one of {choices}; got {method!r}.") from None
-    c = _as_counts(counts)
     n = _as_n(n)
     if not isinstance(n, int):
         raise TypeError("`n` must be a scalar integer for certify_counts.")
+    c = _as_counts(counts, n)
     tau = check_probability(tau, "tau")
     alpha = check_alpha(alpha)
     k = check_k(k)
@@ -283,16 +289,16 @@ def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "h
     N = flat.size
     compact = np.empty(N, dtype=_compact_dtype(n))
     kwargs = {"k": k} if spec.takes_k else {}
-    table = None
+    flat_pvalues = None
     direct = None  # small inputs: the p-values of the N counts, evaluated directly
 
     def pvalues() -> np.ndarray:
-        nonlocal table
+        nonlocal flat_pvalues
         if direct is not None:
             return direct.reshape(shape)
-        if table is None:
-            table = binomial_pvalue_table(n, tau, K.presence(compact, n))
-        return table[compact].reshape(shape)
+        if flat_pvalues is None:
+            flat_pvalues = pvalues_of_valid_counts(n, tau, compact)
+        return flat_pvalues.reshape(shape)
 
     if spec.code is None or N <= _step.SMALL_N:  # hommel, or small: the p-value path is faster
         lo, hi, _ = K.compact_counts(flat, 0, compact, np.empty(N, dtype=bool)) if N else (0, 0, 0)

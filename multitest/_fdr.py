@@ -14,6 +14,7 @@ import functools
 import numpy as np
 
 from multitest import _kernels as K
+from multitest._family import family_procedure
 from multitest._result import MultitestResult
 from multitest._step import run_step_procedure
 
@@ -27,7 +28,9 @@ def harmonic_number(n: int) -> float:
     return float(np.sum(1.0 / np.arange(1, n + 1))) if n else 1.0
 
 
-def benjamini_hochberg(pvals, alpha: float) -> MultitestResult:
+@family_procedure()
+def benjamini_hochberg(pvals, alpha: float | None = None, *,
+                       axis: int | None = None) -> MultitestResult:
     """Benjamini–Hochberg step-up procedure controlling the FDR.
 
     Reject ``H_(1), ..., H_(R)`` with ``R`` the largest ``j`` such that
@@ -37,8 +40,14 @@ def benjamini_hochberg(pvals, alpha: float) -> MultitestResult:
     ----------
     pvals : array_like
         p-values of any shape; ``N`` is their total number.
-    alpha : float
+    alpha : float, optional
         False discovery rate, in (0, 1).
+        None: only ``pvalues_adjusted`` is computed (``reject`` then raises
+        ``ValueError``).
+    axis : int, optional
+        Treat every 1-D slice along `axis` as its own family, as
+        ``scipy.stats.false_discovery_control(ps, axis=axis)``. Default None: all of
+        `pvals` is one family.
 
     Returns
     -------
@@ -49,9 +58,10 @@ def benjamini_hochberg(pvals, alpha: float) -> MultitestResult:
     Raises
     ------
     TypeError
-        If `pvals` is not real-valued.
+        If `pvals` is not real-valued or `axis` is not an integer.
     ValueError
-        If `pvals` contains NaN or values outside [0, 1], or `alpha` is not in (0, 1).
+        If `pvals` contains NaN or values outside [0, 1], `alpha` is not in (0, 1) or
+        `axis` is out of range.
 
     Notes
     -----
@@ -73,7 +83,9 @@ def benjamini_hochberg(pvals, alpha: float) -> MultitestResult:
     return run_step_procedure(pvals, alpha, code=K.BH, method="benjamini_hochberg", step_up=True)
 
 
-def benjamini_yekutieli(pvals, alpha: float) -> MultitestResult:
+@family_procedure()
+def benjamini_yekutieli(pvals, alpha: float | None = None, *,
+                        axis: int | None = None) -> MultitestResult:
     """Benjamini–Yekutieli step-up procedure: FDR control under any dependence.
 
     As :func:`benjamini_hochberg` with ``alpha`` divided by ``c_N = sum_{i<=N} 1/i``.
@@ -82,8 +94,14 @@ def benjamini_yekutieli(pvals, alpha: float) -> MultitestResult:
     ----------
     pvals : array_like
         p-values of any shape; ``N`` is their total number.
-    alpha : float
+    alpha : float, optional
         False discovery rate, in (0, 1).
+        None: only ``pvalues_adjusted`` is computed (``reject`` then raises
+        ``ValueError``).
+    axis : int, optional
+        Treat every 1-D slice along `axis` as its own family, as
+        ``scipy.stats.false_discovery_control(ps, axis=axis)``. Default None: all of
+        `pvals` is one family.
 
     Returns
     -------
@@ -94,9 +112,10 @@ def benjamini_yekutieli(pvals, alpha: float) -> MultitestResult:
     Raises
     ------
     TypeError
-        If `pvals` is not real-valued.
+        If `pvals` is not real-valued or `axis` is not an integer.
     ValueError
-        If `pvals` contains NaN or values outside [0, 1], or `alpha` is not in (0, 1).
+        If `pvals` contains NaN or values outside [0, 1], `alpha` is not in (0, 1) or
+        `axis` is out of range.
 
     Notes
     -----

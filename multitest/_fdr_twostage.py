@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 
 from multitest import _step
+from multitest._family import family_procedure
 from multitest._fdr_kernels import bh_levels_sorted, two_stage_small
 from multitest._result import MultitestResult
 from multitest._validation import as_pvalues, check_alpha
@@ -117,6 +118,10 @@ _SHARED = """
         level, ``k > 1`` re-estimates ``N0_hat = N - R`` from the latest stage up to
         ``k`` times (stopping early once ``R`` no longer changes), and ``-1`` or
         ``None`` iterates until it does.
+    axis : int, optional
+        Treat every 1-D slice along `axis` as its own family, as
+        ``scipy.stats.false_discovery_control(ps, axis=axis)``. Default None: all of
+        `pvals` is one family.
 
     Returns
     -------
@@ -129,12 +134,13 @@ _SHARED = """
     Raises
     ------
     TypeError
-        If `pvals` is not real-valued or `maxiter` is not an integer (``bool`` is
-        refused: statsmodels documents ``maxiter=False`` as the two-stage procedure
-        but runs zero stages).
+        If `alpha` is missing (the adjusted p-values depend on it), `pvals` is not
+        real-valued, `axis` is not an integer or `maxiter` is not an integer
+        (``bool`` is refused: statsmodels documents ``maxiter=False`` as the
+        two-stage procedure but runs zero stages).
     ValueError
-        If `pvals` contains NaN or values outside [0, 1], `alpha` is not in (0, 1)
-        or `maxiter < -1`.
+        If `pvals` contains NaN or values outside [0, 1], `alpha` is not in (0, 1),
+        `axis` is out of range or `maxiter < -1`.
 """
 
 
@@ -143,8 +149,10 @@ def _doc(f):
     return f
 
 
+@family_procedure(alpha_free_adjusted=False)
 @_doc
-def benjamini_krieger_yekutieli(pvals, alpha: float, *, maxiter: int | None = 1
+def benjamini_krieger_yekutieli(pvals, alpha: float, *, maxiter: int | None = 1,
+                                axis: int | None = None
                                 ) -> MultitestResult:
     """Benjamini–Krieger–Yekutieli two-stage linear step-up procedure (FDR).
 
@@ -200,8 +208,10 @@ def benjamini_krieger_yekutieli(pvals, alpha: float, *, maxiter: int | None = 1
     return _two_stage(pvals, alpha, maxiter, bky=True, method="benjamini_krieger_yekutieli")
 
 
+@family_procedure(alpha_free_adjusted=False)
 @_doc
-def two_stage_benjamini_hochberg(pvals, alpha: float, *, maxiter: int | None = 1
+def two_stage_benjamini_hochberg(pvals, alpha: float, *, maxiter: int | None = 1,
+                                 axis: int | None = None
                                  ) -> MultitestResult:
     """Two-stage Benjamini–Hochberg procedure (FDR), statsmodels' ``fdr_tsbh``.
 

@@ -8,6 +8,7 @@ p-values lazily (one sort) on first access of ``result.pvalues_adjusted``.
 from __future__ import annotations
 
 from multitest import _kernels as K
+from multitest._family import family_procedure
 from multitest._result import MultitestResult
 from multitest._step import run_step_procedure
 from multitest._validation import check_k
@@ -33,9 +34,10 @@ _SHARED_RETURNS = """
     Raises
     ------
     TypeError
-        If `pvals` is not real-valued.
+        If `pvals` is not real-valued or `axis` is not an integer.
     ValueError
-        If `pvals` contains NaN or values outside [0, 1], or `alpha` is not in (0, 1).
+        If `pvals` contains NaN or values outside [0, 1], `alpha` is not in (0, 1) or
+        `axis` is out of range.
 """
 
 
@@ -44,16 +46,23 @@ def _doc(f):
     return f
 
 
+@family_procedure()
 @_doc
-def bonferroni(pvals, alpha: float) -> MultitestResult:
+def bonferroni(pvals, alpha: float | None = None, *, axis: int | None = None) -> MultitestResult:
     """Bonferroni correction: reject ``H_i`` iff ``p_i <= alpha / N``.
 
     Parameters
     ----------
     pvals : array_like
         p-values of any shape; ``N`` is their total number.
-    alpha : float
+    alpha : float, optional
         Family-wise error rate, in (0, 1).
+        None: only ``pvalues_adjusted`` is computed (``reject`` then raises
+        ``ValueError``).
+    axis : int, optional
+        Treat every 1-D slice along `axis` as its own family, as
+        ``scipy.stats.false_discovery_control(ps, axis=axis)``. Default None: all of
+        `pvals` is one family.
 
     {returns}
     Notes
@@ -80,20 +89,28 @@ def bonferroni(pvals, alpha: float) -> MultitestResult:
                               single_step=True)
 
 
+@family_procedure()
 @_doc
-def generalized_bonferroni(pvals, alpha: float, *, k: int) -> MultitestResult:
+def generalized_bonferroni(pvals, alpha: float | None = None, *, k: int,
+                           axis: int | None = None) -> MultitestResult:
     """Generalised Bonferroni for k-FWER: reject ``H_i`` iff ``p_i <= k alpha / N``.
 
     Parameters
     ----------
     pvals : array_like
         p-values of any shape; ``N`` is their total number.
-    alpha : float
+    alpha : float, optional
         Level at which the probability of ``k`` or more false rejections is held,
         in (0, 1).
+        None: only ``pvalues_adjusted`` is computed (``reject`` then raises
+        ``ValueError``).
     k : int
         Number of false rejections tolerated is ``k - 1``; ``k >= 1`` (``k = 1`` is
         Bonferroni).
+    axis : int, optional
+        Treat every 1-D slice along `axis` as its own family, as
+        ``scipy.stats.false_discovery_control(ps, axis=axis)``. Default None: all of
+        `pvals` is one family.
 
     {returns}
     Notes
@@ -119,8 +136,9 @@ def generalized_bonferroni(pvals, alpha: float, *, k: int) -> MultitestResult:
                               k=k, single_step=True)
 
 
+@family_procedure()
 @_doc
-def holm(pvals, alpha: float) -> MultitestResult:
+def holm(pvals, alpha: float | None = None, *, axis: int | None = None) -> MultitestResult:
     """Holm's step-down procedure (Holm–Bonferroni).
 
     Sort ``p_(1) <= ... <= p_(N)``; reject ``H_(1), ..., H_(R)`` where ``R`` is the
@@ -130,8 +148,14 @@ def holm(pvals, alpha: float) -> MultitestResult:
     ----------
     pvals : array_like
         p-values of any shape; ``N`` is their total number.
-    alpha : float
+    alpha : float, optional
         Family-wise error rate, in (0, 1).
+        None: only ``pvalues_adjusted`` is computed (``reject`` then raises
+        ``ValueError``).
+    axis : int, optional
+        Treat every 1-D slice along `axis` as its own family, as
+        ``scipy.stats.false_discovery_control(ps, axis=axis)``. Default None: all of
+        `pvals` is one family.
 
     {returns}
     Notes
@@ -162,12 +186,22 @@ def holm(pvals, alpha: float) -> MultitestResult:
     array([ True, False, False,  True])
     >>> res.pvalues_adjusted
     array([0.03, 0.06, 0.06, 0.02])
+
+    Adjusted p-values without a level, and one family per row:
+
+    >>> multitest.holm([0.01, 0.04, 0.03, 0.005]).pvalues_adjusted
+    array([0.03, 0.06, 0.06, 0.02])
+    >>> multitest.holm([[0.01, 0.04], [0.03, 0.06]], alpha=0.05, axis=1).reject
+    array([[ True,  True],
+           [False, False]])
     """
     return run_step_procedure(pvals, alpha, code=K.STEPDOWN_K, method="holm")
 
 
+@family_procedure()
 @_doc
-def lehmann_romano(pvals, alpha: float, *, k: int) -> MultitestResult:
+def lehmann_romano(pvals, alpha: float | None = None, *, k: int,
+                   axis: int | None = None) -> MultitestResult:
     """Lehmann–Romano step-down procedure controlling the k-FWER.
 
     Critical values ``c_j = k alpha / N`` for ``j <= k`` and
@@ -177,11 +211,17 @@ def lehmann_romano(pvals, alpha: float, *, k: int) -> MultitestResult:
     ----------
     pvals : array_like
         p-values of any shape; ``N`` is their total number.
-    alpha : float
+    alpha : float, optional
         Level for P(at least ``k`` false rejections), in (0, 1).
+        None: only ``pvalues_adjusted`` is computed (``reject`` then raises
+        ``ValueError``).
     k : int
         ``k >= 1``; up to ``k - 1`` false rejections are tolerated. ``k = 1`` is
         exactly :func:`holm`. In SEGCERTIFY an error budget ``b`` means ``k = b + 1``.
+    axis : int, optional
+        Treat every 1-D slice along `axis` as its own family, as
+        ``scipy.stats.false_discovery_control(ps, axis=axis)``. Default None: all of
+        `pvals` is one family.
 
     {returns}
     Notes
@@ -209,16 +249,23 @@ def lehmann_romano(pvals, alpha: float, *, k: int) -> MultitestResult:
     return run_step_procedure(pvals, alpha, code=K.STEPDOWN_K, method="lehmann_romano", k=k)
 
 
+@family_procedure()
 @_doc
-def sidak(pvals, alpha: float) -> MultitestResult:
+def sidak(pvals, alpha: float | None = None, *, axis: int | None = None) -> MultitestResult:
     """Šidák correction: reject ``H_i`` iff ``p_i <= 1 - (1 - alpha)^(1/N)``.
 
     Parameters
     ----------
     pvals : array_like
         p-values of any shape; ``N`` is their total number.
-    alpha : float
+    alpha : float, optional
         Family-wise error rate, in (0, 1).
+        None: only ``pvalues_adjusted`` is computed (``reject`` then raises
+        ``ValueError``).
+    axis : int, optional
+        Treat every 1-D slice along `axis` as its own family, as
+        ``scipy.stats.false_discovery_control(ps, axis=axis)``. Default None: all of
+        `pvals` is one family.
 
     {returns}
     Notes
@@ -244,16 +291,23 @@ def sidak(pvals, alpha: float) -> MultitestResult:
     return run_step_procedure(pvals, alpha, code=K.SIDAK, method="sidak", single_step=True)
 
 
+@family_procedure()
 @_doc
-def holm_sidak(pvals, alpha: float) -> MultitestResult:
+def holm_sidak(pvals, alpha: float | None = None, *, axis: int | None = None) -> MultitestResult:
     """Holm–Šidák step-down: critical values ``1 - (1 - alpha)^(1/(N - j + 1))``.
 
     Parameters
     ----------
     pvals : array_like
         p-values of any shape; ``N`` is their total number.
-    alpha : float
+    alpha : float, optional
         Family-wise error rate, in (0, 1).
+        None: only ``pvalues_adjusted`` is computed (``reject`` then raises
+        ``ValueError``).
+    axis : int, optional
+        Treat every 1-D slice along `axis` as its own family, as
+        ``scipy.stats.false_discovery_control(ps, axis=axis)``. Default None: all of
+        `pvals` is one family.
 
     {returns}
     Notes
@@ -277,8 +331,9 @@ def holm_sidak(pvals, alpha: float) -> MultitestResult:
     return run_step_procedure(pvals, alpha, code=K.HOLM_SIDAK, method="holm_sidak")
 
 
+@family_procedure()
 @_doc
-def hochberg(pvals, alpha: float) -> MultitestResult:
+def hochberg(pvals, alpha: float | None = None, *, axis: int | None = None) -> MultitestResult:
     """Hochberg's step-up procedure (Simes–Hochberg).
 
     Reject ``H_(1), ..., H_(R)`` with ``R`` the largest ``j`` such that
@@ -288,8 +343,14 @@ def hochberg(pvals, alpha: float) -> MultitestResult:
     ----------
     pvals : array_like
         p-values of any shape; ``N`` is their total number.
-    alpha : float
+    alpha : float, optional
         Family-wise error rate, in (0, 1).
+        None: only ``pvalues_adjusted`` is computed (``reject`` then raises
+        ``ValueError``).
+    axis : int, optional
+        Treat every 1-D slice along `axis` as its own family, as
+        ``scipy.stats.false_discovery_control(ps, axis=axis)``. Default None: all of
+        `pvals` is one family.
 
     {returns}
     Notes

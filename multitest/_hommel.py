@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from multitest._family import family_procedure
 from multitest._hommel_kernels import hommel_adjusted_sorted
 from multitest._result import MultitestResult
 from multitest._validation import as_pvalues, check_alpha
@@ -11,7 +12,8 @@ from multitest._validation import as_pvalues, check_alpha
 __all__ = ["hommel"]
 
 
-def hommel(pvals, alpha: float) -> MultitestResult:
+@family_procedure()
+def hommel(pvals, alpha: float | None = None, *, axis: int | None = None) -> MultitestResult:
     """Hommel's procedure: closed testing with Simes local tests.
 
     ``H_i`` is rejected iff every intersection hypothesis ``H_I`` with ``i`` in ``I``
@@ -25,8 +27,14 @@ def hommel(pvals, alpha: float) -> MultitestResult:
     ----------
     pvals : array_like
         p-values of any shape; ``N`` is their total number.
-    alpha : float
+    alpha : float, optional
         Family-wise error rate, in (0, 1).
+        None: only ``pvalues_adjusted`` is computed (``reject`` then raises
+        ``ValueError``).
+    axis : int, optional
+        Treat every 1-D slice along `axis` as its own family, as
+        ``scipy.stats.false_discovery_control(ps, axis=axis)``. Default None: all of
+        `pvals` is one family.
 
     Returns
     -------
@@ -38,9 +46,10 @@ def hommel(pvals, alpha: float) -> MultitestResult:
     Raises
     ------
     TypeError
-        If `pvals` is not real-valued.
+        If `pvals` is not real-valued or `axis` is not an integer.
     ValueError
-        If `pvals` contains NaN or values outside [0, 1], or `alpha` is not in (0, 1).
+        If `pvals` contains NaN or values outside [0, 1], `alpha` is not in (0, 1) or
+        `axis` is out of range.
 
     Notes
     -----

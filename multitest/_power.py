@@ -392,7 +392,11 @@ def expected_certified_fraction(p_A, n: int, tau: float, alpha: float, *, N: int
     if weights is None:
         w = np.ones_like(p)
     else:
-        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        w = np.asarray(weights)
+        if w.dtype.kind not in "fiu":
+            raise TypeError("`weights` must be an array of real numbers; "
+                            f"got dtype {w.dtype}.")
+        w = w.astype(np.float64).reshape(-1)
         if w.shape != p.shape:
             raise ValueError(f"`weights` must have the shape of `p_A`, {p.shape}; got {w.shape}.")
         if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:

@@ -8,7 +8,14 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["MultitestResult"]
+__all__ = ["MultitestResult", "read_only"]
+
+
+def read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of `a` (`a` itself, and the caller's arrays, keep their flags)."""
+    view = a.view()
+    view.setflags(write=False)
+    return view
 
 
 @dataclass(frozen=True, eq=False)
@@ -19,40 +26,91 @@ class MultitestResult:
     ----------
     reject : numpy.ndarray of bool
         ``True`` where the null hypothesis is rejected; same shape and order as the
-        p-values that were passed in.
-    alpha : float
-        The level at which the procedure was run (FWER, k-FWER or FDR level).
+        p-values that were passed in. Raises ``ValueError`` if the procedure was
+        called with ``alpha=None`` (adjusted p-values only): there is no level to
+        decide at.
+    alpha : float or None
+        The level at which the procedure was run (FWER, k-FWER or FDR level), or
+        None.
     method : str
         Canonical name of the procedure, e.g. ``'holm'``.
     k : int
         The ``k`` of a k-FWER procedure (1 for ordinary FWER/FDR procedures).
     pvalues_adjusted : numpy.ndarray of float64
         Adjusted p-values, computed on first access (they may need a sort, the
-        decision does not). For every procedure and every ``alpha`` in (0, 1),
-        ``reject == (pvalues_adjusted <= alpha)`` holds *exactly*: the adjusted
-        p-value is the smallest double-precision level at which the procedure
-        rejects that hypothesis (clipped to 1).
+        decision does not). ``reject == (pvalues_adjusted <= alpha)`` holds
+        *exactly* for every procedure; for all but the two-stage FDR procedures
+        the adjusted p-value is moreover the smallest double-precision level at
+        which the procedure rejects that hypothesis (see docs/multitest.md).
+
+    Notes
+    -----
+    The arrays are read-only views: a result cannot be changed after the fact.
+    Copy them (``res.reject.copy()``) to modify. A result does not unpack into a
+    tuple; :func:`multitest.multipletests` returns statsmodels' 4-tuple
+    ``(reject, pvals_corrected, alphacSidak, alphacBonf)``.
+
+    Examples
+    --------
+    >>> import multitest
+    >>> res = multitest.holm([0.01, 0.04, 0.03, 0.005], alpha=0.05)
+    >>> res
+    MultitestResult(method='holm', alpha=0.05, k=1, num_rejected=2, shape=(4,))
+    >>> res.reject.flags.writeable
+    False
+    >>> reject, adjusted = res  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: MultitestResult does not unpack; use its `reject` and ...
     """
 
-    reject: np.ndarray
-    alpha: float
+    _reject: np.ndarray | None
+    alpha: float | None
     method: str
     k: int = 1
     _adjust: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self._reject is not None:
+            object.__setattr__(self, "_reject", read_only(self._reject))
+
+    @property
+    def reject(self) -> np.ndarray:
+        if self._reject is None:
+            raise ValueError(
+                f"`reject` needs a level: this {self.method} result was computed with "
+                "`alpha=None` (adjusted p-values only); pass `alpha` to the procedure, "
+                "or compare `pvalues_adjusted <= level`."
+            )
+        return self._reject
 
     @cached_property
     def pvalues_adjusted(self) -> np.ndarray:
         if self._adjust is None:  # pragma: no cover - every procedure sets it
             raise AttributeError("this result carries no adjusted p-values")
-        return self._adjust()
+        return read_only(self._adjust())
 
     @property
     def num_rejected(self) -> int:
-        """Number of rejected hypotheses."""
+        """Number of rejected hypotheses (``ValueError`` if computed with ``alpha=None``)."""
         return int(np.count_nonzero(self.reject))
 
-    def __repr__(self) -> str:
-        return (
-            f"MultitestResult(method={self.method!r}, alpha={self.alpha!r}, k={self.k}, "
-            f"num_rejected={self.num_rejected}, shape={self.reject.shape})"
+    def __iter__(self):
+        raise TypeError(
+            f"{type(self).__name__} does not unpack; use its `reject` and "
+            "`pvalues_adjusted` attributes, or multitest.multipletests for statsmodels' "
+            "tuple (reject, pvals_corrected, alphacSidak, alphacBonf)."
         )
+
+    def __repr__(self) -> str:
+        decided = (f"num_rejected={self.num_rejected}, " if self._reject is not None
+                   else "adjusted p-values only, ")
+        return (
+            f"{type(self).__name__}(method={self.method!r}, alpha={self.alpha!r}, "
+            f"k={self.k}, {decided}shape={self._shape()})"
+        )
+
+    def _shape(self) -> tuple[int, ...]:
+        if self._reject is not None:
+            return self._reject.shape
+        return self.pvalues_adjusted.shape

@@ -73,10 +73,16 @@ def check_alpha(alpha) -> float:
     return check_probability(alpha, "alpha")
 
 
+#: The largest `k` accepted: the kernels hold it in an int64. Once k alpha / N >= 1
+#: every hypothesis is rejected, so a larger k would change nothing in practice.
+MAX_K = 2**63 - 1
+
+
 def check_k(k, *, name: str = "k") -> int:
-    """`k` must be an integer >= 1 (a float with an integral value is refused too)."""
+    """`k` must be an integer in [1, 2**63 - 1] (a float with an integral value is
+    refused too)."""
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise TypeError(f"`{name}` must be an integer >= 1; got {k!r} ({type(k).__name__}).")
-    if k < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1; got {k!r}.")
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"`{name}` must be an integer in [1, 2**63 - 1]; got {k!r}.")
     return int(k)

@@ -92,11 +92,11 @@ class SegmentationCertificate:
 
     @cached_property
     def pvalues(self) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(self._test.pvalues, dtype=np.float64))
+        return torch.tensor(self._test.pvalues, dtype=torch.float64)  # results are read-only
 
     @cached_property
     def pvalues_adjusted(self) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(self._test.pvalues_adjusted, dtype=np.float64))
+        return torch.tensor(self._test.pvalues_adjusted, dtype=torch.float64)
 
     @property
     def certified(self) -> torch.Tensor:
@@ -441,7 +441,7 @@ class SegCertify:
         test = multitest.certify_counts(counts, n, tau, alpha, method=self.correction,
                                         k=self.k)
         # abstain where H0: p <= tau was not rejected
-        return torch.where(torch.from_numpy(test.reject), guesses, ABSTAIN), test
+        return torch.where(torch.tensor(test.reject), guesses, ABSTAIN), test
 
     def _run(self, x: torch.Tensor, n0: int, n: int, alpha: float,
              generator: torch.Generator | None, *, shares: tuple[int, int] | None = None,

@@ -43,3 +43,29 @@ def test_unknown_method_and_bad_input():
         mt.multipletests([0.1, np.nan], 0.05, method="holm")
     with pytest.raises(ValueError, match="`alpha`"):
         mt.multipletests([0.1], 1.5, method="holm")
+
+
+@pytest.mark.parametrize("method", [["holm"], None, 1, ("holm",)])
+def test_method_must_be_a_string(method):
+    with pytest.raises(TypeError, match="`method` must be a string"):
+        mt.multipletests([0.01, 0.2], 0.05, method=method)
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [("s", "sidak"), ("hs", "holm-sidak")])
+def test_sidak_critical_value_differs_from_statsmodels_in_the_last_bits(ours, theirs):
+    """docs/multitest.md: Šidák and Holm–Šidák decisions can differ from statsmodels'."""
+    alpha, N = 0.05, 3
+    sm_crit = 1 - (1 - alpha) ** (1 / N)
+    assert -np.expm1(np.log1p(-alpha) / N) < sm_crit  # ours is the accurate one here
+    p = np.array([sm_crit, 0.9, 0.95])
+    assert sm_multipletests(p, alpha, method=theirs)[0][0]
+    assert not mt.multipletests(p, alpha, method=ours).reject[0]
+
+
+def test_hommel_at_alpha_equal_to_the_largest_pvalue_differs_from_statsmodels():
+    """docs/multitest.md: our adjusted p-values are capped at max(p) exactly."""
+    p = np.array([0.7, 0.4, 0.8])
+    ours = mt.multipletests(p, 0.8, method="hommel")
+    ref = sm_multipletests(p, 0.8, method="hommel")
+    assert ours.reject.all() and (ours.pvals_corrected == 0.8).all()
+    assert not ref[0].any() and (ref[1] > 0.8).all()

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from scipy import stats
 
+import multitest as mt
 from multitest import binomial_pvalue_table, binomial_pvalues
-from multitest._binomial import pvalue_of_count, pvalues_of_counts
+from multitest._binomial import pvalue_of_count, pvalues_of_counts, uses_table
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 100])
@@ -125,3 +127,72 @@ def test_monotone_in_count_and_bounded(n, tau, data):
 def test_bad_input(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         binomial_pvalues(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("counts", "n", "match"),
+    [
+        ([1e20, 3.0], 5, r"`counts` must lie in \[0, n\] = \[0, 5\]; got 1e\+20"),
+        ([3.0, -1e20], 5, r"`counts` must lie in \[0, n\] = \[0, 5\]; got -1e\+20"),
+        ([2.0**63], np.array([5]), r"`counts` must lie in \[0, n\]; got 9.2\d*e\+18"),
+        ([2.0, 2.5], 5, r"`counts` must be integers; got 2.5"),
+        ([2.0, np.inf], 5, r"`counts` must be finite integers; got inf"),
+        ([1, 9], np.array([10, 8]), r"got a count of 9 with n = 8"),
+    ],
+)
+def test_bad_counts_reported_as_given(counts, n, match):
+    """Range and integrality are checked before the cast (issue 14.10)."""
+    with pytest.raises(ValueError, match=match):
+        binomial_pvalues(counts, n, 0.5)
+    if isinstance(n, int):
+        with pytest.raises(ValueError, match=match):
+            mt.certify_counts(counts, n, 0.5, 0.05)
+
+
+@pytest.mark.parametrize(
+    ("which", "exc", "match"),
+    [
+        ([1, 2], TypeError, "`which` must be a boolean mask"),
+        (np.array([0, 1, 1, 0, 0, 0]), TypeError, "`which`"),
+        ([0.0, 1.0], TypeError, "`which`"),
+        ([True, False], ValueError, r"`which` must have shape \(n \+ 1,\) = \(6,\)"),
+        (np.ones((2, 3), dtype=bool), ValueError, "`which`"),
+    ],
+)
+def test_table_which_must_be_a_boolean_mask_of_length_n_plus_one(which, exc, match):
+    with pytest.raises(exc, match=match):
+        binomial_pvalue_table(5, 0.5, which=which)
+
+
+def test_table_which_mask():
+    which = np.zeros(6, dtype=bool)
+    which[[1, 2]] = True
+    table = binomial_pvalue_table(5, 0.5, which=which)
+    np.testing.assert_array_equal(np.isnan(table), ~which)
+    np.testing.assert_array_equal(table[[1, 2]], binomial_pvalues([1, 2], 5, 0.5))
+
+
+def test_huge_n_scalar_evaluates_directly():
+    """A table over 0..n would need 8 TB here; the array-`n` route answers (issue 14.11)."""
+    counts = [2**39 + 10**6, 0, 2**40]
+    scalar = binomial_pvalues(counts, 2**40, 0.5)
+    array_n = binomial_pvalues(counts, np.array([2**40]), 0.5)
+    np.testing.assert_array_equal(scalar, array_n)
+    assert scalar[0] == pytest.approx(0.0282, abs=1e-4) and scalar[1] == 1.0
+    cert = mt.certify_counts(counts, 2**40, 0.5, 0.05, method="bonferroni")
+    np.testing.assert_array_equal(cert.pvalues, scalar)
+
+
+@given(
+    counts=hnp.arrays(np.int64, st.integers(1, 40), elements=st.integers(0, 10**5)),
+    n=st.integers(1, 10**5),
+    tau=st.floats(0.01, 0.99),
+)
+@settings(max_examples=100, deadline=None)
+def test_table_and_direct_routes_are_bitwise_equal(counts, n, tau):
+    counts = np.minimum(counts, n)
+    with_table = binomial_pvalue_table(n, tau)[counts]
+    direct = binomial_pvalues(counts, np.full(counts.shape, n), tau)  # never tabulated
+    np.testing.assert_array_equal(binomial_pvalues(counts, n, tau), direct)
+    np.testing.assert_array_equal(with_table, direct)
+    assert uses_table(n, counts.size) == (n + 1 <= min(16 * counts.size, 2**24))

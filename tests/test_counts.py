@@ -106,3 +106,36 @@ def test_bad_input(kwargs, exc, match):
     args = {"tau": 0.75, "alpha": 0.05, **kwargs}
     with pytest.raises(exc, match=match):
         mt.certify_counts(**args)
+
+
+def test_count_zero_is_certified_when_the_critical_value_reaches_one():
+    # k alpha / N = 1: the p-value 1 of count 0 is at its critical value (issue 14.8)
+    cert = mt.certify_counts([0], n=1, tau=0.3, alpha=0.5, method="lehmann_romano", k=2)
+    ref = mt.lehmann_romano(mt.binomial_pvalues([0], 1, 0.3), 0.5, k=2)
+    assert ref.reject.tolist() == [True]
+    np.testing.assert_array_equal(cert.reject, ref.reject)
+    assert cert.threshold == 0
+
+
+@given(
+    counts=hnp.arrays(np.int64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=12),
+                      elements=st.integers(0, 40)),
+    n=st.integers(1, 40),
+    tau=st.floats(0.05, 0.95),
+    alpha=st.sampled_from([1e-6, 0.01, 0.05, 0.3, 0.5, 0.9]),
+    method=st.sampled_from(METHODS),
+    k=st.one_of(st.integers(1, 6), st.integers(100, 10**6), st.just(2**62)),
+)
+@settings(max_examples=300, deadline=None)
+def test_count_path_agrees_with_pvalue_path_including_count_zero(counts, n, tau, alpha,
+                                                                  method, k):
+    """Every method, count 0 included, k alpha / N from tiny to huge."""
+    counts = np.minimum(counts, n)
+    if not mt.COUNT_METHODS[method].takes_k:
+        k = 1
+    cert = mt.certify_counts(counts, n, tau, alpha, method=method, k=k)
+    ref = generic(counts, n, tau, alpha, method, k)
+    np.testing.assert_array_equal(cert.reject, ref.reject)
+    np.testing.assert_array_equal(cert.reject, cert.pvalues_adjusted <= alpha)
+    np.testing.assert_array_equal(cert.reject, counts >= cert.threshold)
+    assert cert.threshold == (counts[cert.reject].min() if cert.reject.any() else n + 1)

@@ -301,7 +301,7 @@ def test_certificate_matches_and_is_reproducible(sample_run):
     (rank0, rank1), _ = sample_run
     _, guesses, counts = reference_counts(SEED, 2)
     test = multitest.certify_counts(counts.numpy(), N, TAU, ALPHA, method="holm")
-    expected = torch.where(torch.from_numpy(test.reject), guesses, -1)
+    expected = torch.where(torch.tensor(test.reject), guesses, -1)
     assert rank0["first"] == rank1["first"] == rank0["again"] == rank1["again"]
     assert rank0["broadcast"] == rank1["broadcast"] == {"rank": 0, "todo": [3, 1]}
     assert rank0["first"]["labels"] == [expected.tolist()]

@@ -239,10 +239,21 @@ def test_bad_input(proc, p, alpha, exc, match):
         proc(p, alpha)
 
 
-@pytest.mark.parametrize("k", [0, -1])
+@pytest.mark.parametrize("k", [0, -1, 2**63, 10**30])
 def test_bad_k_value(k):
     with pytest.raises(ValueError, match="`k`"):
         mt.lehmann_romano([0.1], 0.05, k=k)
+    with pytest.raises(ValueError, match="`k`"):
+        mt.generalized_bonferroni([0.1], 0.05, k=k)
+    with pytest.raises(ValueError, match="`k`"):
+        mt.certify_counts([1], 5, 0.5, 0.05, method="lehmann_romano", k=k)
+
+
+def test_largest_k_is_accepted_and_rejects_like_any_k_at_least_n_over_alpha():
+    p = [0.01, 0.2, 0.6, 1.0]
+    for proc in (mt.lehmann_romano, mt.generalized_bonferroni):
+        res = proc(p, 0.05, k=2**63 - 1)
+        assert res.reject.all() and (res.pvalues_adjusted <= 0.05).all()
 
 
 @pytest.mark.parametrize("k", [1.0, 2.5, "2", True, None])

@@ -178,10 +178,17 @@ def test_bad_alpha_raises_value_error(alpha):
         hommel([0.1, 0.2], alpha)
 
 
-@pytest.mark.parametrize("alpha", [True, "0.05", None, 0.05 + 0j])
+@pytest.mark.parametrize("alpha", [True, "0.05", 0.05 + 0j])
 def test_bad_alpha_type_raises_type_error(alpha):
     with pytest.raises(TypeError, match="`alpha`"):
         hommel([0.1, 0.2], alpha)
+
+
+def test_alpha_none_gives_adjusted_pvalues_only():
+    res = hommel([0.1, 0.2], None)
+    np.testing.assert_array_equal(res.pvalues_adjusted, hommel([0.1, 0.2], 0.05).pvalues_adjusted)
+    with pytest.raises(ValueError, match="`alpha=None`"):
+        _ = res.reject
 
 
 # --- hypothesis properties ---------------------------------------------------------------

@@ -125,6 +125,8 @@ def test_expected_certified_fraction_weights():
         pytest.approx(f))
     with pytest.raises(ValueError, match="`weights`"):
         expected_certified_fraction(vals, 100, 0.75, 0.001, N=10, weights=[1, 2])
+    with pytest.raises(TypeError, match="`weights`"):
+        expected_certified_fraction([0.9, 0.8], 100, 0.75, 0.001, N=10, weights=["a", "b"])
     with pytest.raises(ValueError, match="`p_A`"):
         expected_certified_fraction([1.5], 100, 0.75, 0.001, N=10)
 
