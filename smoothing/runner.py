@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 import samplers
-from smoothing._io import write_atomic
+from smoothing._io import FolderLock, remove_stale_temps, temp_tag, write_atomic
 from smoothing._labels import HEADERS, HEURISTIC_FOOTNOTE, is_unsound, soundness_note
 from smoothing._sampling import check_int
 from smoothing.datasets._common import IGNORE_INDEX
@@ -502,7 +502,7 @@ def input_metrics(pred: np.ndarray, target: np.ndarray, num_classes: int) -> dic
 def _save_arrays(path: Path, rank: int, **arrays: np.ndarray) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    write_atomic(path, buf.getvalue(), tag=f".rank{rank}")
+    write_atomic(path, buf.getvalue(), tag=temp_tag(f".rank{rank}"))
 
 
 def append_record(path: Path, record: Mapping[str, Any]) -> None:
@@ -550,10 +550,32 @@ def _iter_lines(path: Path) -> Iterable[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except ValueError:
+                record = None
+            if not _is_record(record):  # corrupt, or valid JSON that is no record
                 print(f"warning: skipping an unreadable line in '{path}'", file=sys.stderr)
                 continue
-            if isinstance(record, dict):
-                yield record
+            yield record
+
+
+#: Fields every record has (besides those of its kind), as :func:`summarize` reads them.
+_RECORD_FIELDS = ("input", "grid", "kind", "num_valid", "num_correct", "num_abstain",
+                  "intersection", "union")
+_KIND_FIELDS = {
+    "base": ("time_forward",),
+    "certify": ("sigma", "tau", "n", "n0", "alpha", "correction", "k", "radius", "sound",
+                "time_sampling", "time_testing"),
+}
+
+
+def _is_record(record: object) -> bool:
+    """Whether a parsed line is a result record (a JSON object with the fields read)."""
+    if not isinstance(record, dict) or record.get("kind") not in _KIND_FIELDS:
+        return False
+    if any(f not in record for f in (*_RECORD_FIELDS, *_KIND_FIELDS[record["kind"]])):
+        return False
+    index = record["input"]
+    return (isinstance(index, int) and not isinstance(index, bool) and index >= 0
+            and isinstance(record["grid"], str))
 
 
 def read_records(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -708,6 +730,10 @@ class CertificationRun:
         ------
         ValueError
             As :func:`check_output_dir` (before anything is written), on every rank.
+        smoothing._io.FolderLockedError
+            (a ValueError) If another live process is writing this rank of
+            ``out_dir``: each writer holds the lock file ``.lock.rank{rank}`` there
+            for the whole run; one left by a dead process is taken over.
         """
         check_int(world_size, "world_size", low=1)
         if not 0 <= check_int(rank, "rank", low=0) < world_size:
@@ -717,9 +743,19 @@ class CertificationRun:
                              f"every input); got {world_size}.")
         out = Path(out_dir)
         writer = sample_ctx is None or sample_ctx.is_main
+        lock = FolderLock(out, f".lock.rank{rank}")  # one writer per rank and folder
+        try:
+            return self._execute(out, rank, world_size, progress, sample_ctx, writer, lock)
+        finally:
+            lock.release()
+
+    def _execute(self, out: Path, rank: int, world_size: int, progress: bool,
+                 sample_ctx: DistContext | None, writer: bool, lock: FolderLock) -> RunReport:
         state: tuple[str | None, bool, set[tuple[int, str]]] = (None, False, set())
         if writer:
             try:
+                check_output_dir(out, self.record)  # before the lock creates the folder
+                lock.acquire()
                 state = (None, self._open_output(out, rank, world_size), {
                     (int(r["input"]), str(r["grid"])) for r in read_records(out)})
             except ValueError as err:
@@ -755,11 +791,11 @@ class CertificationRun:
         resumed = check_output_dir(out, self.record)
         (out / "labels").mkdir(parents=True, exist_ok=True)
         if not resumed:
-            write_atomic(out / "config.json",
-                          (json.dumps(self.record, indent=2) + "\n").encode(), f".rank{rank}")
+            write_atomic(out / "config.json", (json.dumps(self.record, indent=2) + "\n").encode(),
+                         temp_tag(f".rank{rank}"))
         repair_jsonl(rank_results_path(out, rank, world_size))
-        for stale in (out / "labels").glob(f".*.rank{rank}.tmp"):
-            stale.unlink(missing_ok=True)
+        for folder in (out, out / "labels"):  # only this process's or dead ones' temps
+            remove_stale_temps(folder, f".rank{rank}")
         return resumed
 
     def _run_input(self, index: int, todo: list[str], out: Path, own: Path, rank: int,
