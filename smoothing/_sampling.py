@@ -342,7 +342,37 @@ def iter_predictions(model: Callable[[torch.Tensor], torch.Tensor], sampler: Sam
     for start in batches:
         b = min(batch_size, num - start)
         copies = x.unsqueeze(0).expand(b, *x.shape)
-        yield reader.read(model(sampler.perturb(copies, generator=generator)), b)
+        who, batch = "sampler", copies
+        try:
+            batch = sampler.perturb(copies, generator=generator)
+            who = "model"
+            out = model(batch)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except (RuntimeError, ValueError, IndexError) as err:
+            raise ValueError(model_failure(x, reader.layout, tuple(batch.shape), err, who)) \
+                from err
+        yield reader.read(out, b)
+
+
+def model_failure(x: torch.Tensor, layout: str, batch_shape: tuple[int, ...],
+                  err: BaseException, who: str = "model") -> str:
+    """Explain a model (or sampler) that fails on ``x``: how ``x`` was read, the batch
+    it got, and the likely slip (an image without its channel dimension is read as a
+    point cloud; a point cloud with a batch dimension as an image)."""
+    cloud = layout in ("BNC", "BCN") or (layout == "auto" and x.ndim == 2)
+    image = layout in ("BCHW", "BHWC")
+    what = "a point cloud (N, d)" if cloud else "an image (C, H, W)" if image else "one input"
+    hint = ""
+    if cloud and x.ndim == 2:
+        hint = ("; if `x` is an image without a channel dimension, pass x.unsqueeze(0) "
+                "(shape (1, H, W))")
+    elif image and x.ndim == 3 and x.shape[0] == 1:
+        hint = ("; if `x` is a point cloud with a batch dimension, pass x[0] (shape (N, d)) "
+                "-- SegCertify takes ONE input")
+    return (f"the {who} cannot process `x` of shape {tuple(x.shape)}, read as {what} (the "
+            f"{who} got a batch of shape {batch_shape}){hint}. The {who} said: "
+            f"{' '.join(str(err).split())}")
 
 
 def count_classes(model, sampler, x, reader, *, num, batch_size, generator,
@@ -404,6 +434,9 @@ def prepare(model, x, *, layout: str, num_classes: int, generator: torch.Generat
     move ``x`` to the model's device, put the model in eval mode, and split
     ``generator`` into ``streams`` independent streams (one per sampling phase)."""
     x = check_input(x)
+    if x.numel() == 0:
+        raise ValueError(f"`x` is empty (shape {tuple(x.shape)}): an input needs at least "
+                         "one component and one value per component.")
     layout = resolve_layout(layout, model, x)
     components = component_shape(x, layout)
     device = model_device(model, x)

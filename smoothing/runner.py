@@ -55,10 +55,11 @@ from smoothing.metrics import (
     iou_pair_sum,
     miou_pooled,
 )
-from smoothing.segcertify import CERTIFYING_CORRECTIONS, SegCertify
+from smoothing.segcertify import CERTIFYING_CORRECTIONS, SegCertify, check_k_components
 
 __all__ = [
     "DATASETS",
+    "MAX_IMAGE_PIXELS",
     "SAMPLERS",
     "SUMMARY_COLUMNS",
     "CertificationRun",
@@ -80,6 +81,9 @@ __all__ = [
 
 _FORMAT = "segcertify.run"
 _FORMAT_VERSION = 1
+#: Largest ``image_size`` (height x width) a run accepts: 2**24 pixels, 16x a Cityscapes
+#: frame; one noisy batch of 50 such RGB images already takes 10 GB in float32.
+MAX_IMAGE_PIXELS = 2**24
 #: Options that may differ between a run and its resume (they do not change results).
 _NOT_COMPARED = frozenset({"checkpoint", "data_root"})
 
@@ -301,10 +305,22 @@ def _check_config(cfg: RunConfig) -> None:
         raise ValueError(f"`data_root` is not used by the built-in dataset {cfg.dataset!r}.")
     if not info.synthetic and cfg.data_root is None:
         raise ValueError(f"dataset {cfg.dataset!r} needs `data_root` (its folder).")
-    if cfg.image_size is not None and (
-        len(cfg.image_size) != 2 or min(cfg.image_size) < 1
-    ):
-        raise ValueError(f"`image_size` must be two integers >= 1; got {cfg.image_size!r}.")
+    if cfg.image_size is not None:
+        _check_image_size(cfg.image_size)
+
+
+def _check_image_size(size: object) -> None:
+    """Two integers >= 1 with at most :data:`MAX_IMAGE_PIXELS` pixels, checked before
+    anything is allocated."""
+    if (not isinstance(size, Sequence) or len(size) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int | np.integer) for v in size)
+            or min(size) < 1):
+        raise ValueError(f"`image_size` must be two integers >= 1; got {size!r}.")
+    if int(size[0]) * int(size[1]) > MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"`image_size` {int(size[0])} x {int(size[1])} has {int(size[0]) * int(size[1])} "
+            f"pixels; at most {MAX_IMAGE_PIXELS} (2**24, e.g. 4096 x 4096) are supported."
+        )
 
 
 # --------------------------------------------------------------------------- loading
@@ -934,7 +950,8 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> Certif
                           batch_size=cfg.batch_size, layout=layout)
         for g in grid
     }
-    predict_clean(model, dataset[indices[0]][0], layout=layout, num_classes=num_classes)
+    first = predict_clean(model, dataset[indices[0]][0], layout=layout, num_classes=num_classes)
+    check_k_components(cfg.k, first.numel())  # k-FWER with k > N promises nothing
     record = _config_record(cfg, sha, num_classes, layout, kind, len(dataset), grid, dev)
     return CertificationRun(cfg, model, dataset, indices, grid, record, dev, layout,
                             num_classes, certifiers)

@@ -187,3 +187,105 @@ def test_distributed_reader_refuses_a_non_object_line_in_the_middle(tmp_path):
     (tmp_path / "results.rank0.jsonl").write_text('{"index": 0}\n{"index": 2}\n3\n')
     assert [r["index"] for r in merge_results(tmp_path)] == [0, 2]
     assert json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1]) == {"index": 2}
+
+
+# --------------------------------------------------------- item 4: clear input errors
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("segcertify: error:"), err
+    return err[0]
+
+
+@pytest.mark.parametrize("size", [["100000", "100000"], ["5000", "5000"]])
+def test_a_huge_image_size_is_refused_before_allocating(tmp_path, capsys, size):
+    args = [a for a in TINY]
+    args[args.index("--image-size") + 1: args.index("--image-size") + 3] = size
+    assert main([*args, "--out", str(tmp_path / "o")]) == 2
+    line = _one_error_line(capsys)
+    assert "`image_size`" in line and str(runner.MAX_IMAGE_PIXELS) in line
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ValueError, match="image_size"):
+        runner.prepare(runner.RunConfig(image_size=(100000, 100000)), device="cpu")
+
+
+@pytest.mark.parametrize("blob", [{"state_dict": 5}, {"state_dict": {}},
+                                  {"state_dict": {"down.0.0.weight": "x"}}, {"model": [1, 2]}])
+def test_a_checkpoint_without_a_state_dict_is_named(tmp_path, capsys, blob):
+    path = tmp_path / "bad.pt"
+    torch.save(blob, path)
+    assert main([*TINY, "--checkpoint", str(path), "--arch", "unet",
+                 "--out", str(tmp_path / "o")]) == 2
+    line = _one_error_line(capsys)
+    assert "bad.pt" in line and "state_dict" in line
+    assert "subscriptable" not in line
+
+
+def _segcertify(model, sampler, num_classes, **kw):
+    from smoothing import SegCertify
+
+    args = dict(num_classes=num_classes, n0=2, n=4, tau=0.6, alpha=0.1, batch_size=4)
+    return SegCertify(model, sampler, **{**args, **kw})
+
+
+def test_an_image_without_channel_dimension_is_explained():
+    from samplers import GaussianL2
+    from smoothing.models import build_model
+
+    unet = build_model("unet", num_classes=3, in_channels=3)
+    with pytest.raises(ValueError, match=r"`x` of shape \(8, 8\), read as a point cloud.*"
+                                         r"image without a channel dimension"):
+        _segcertify(unet, GaussianL2(0.25), 3).certify(torch.zeros(8, 8))
+
+
+def test_a_point_cloud_with_a_batch_dimension_is_explained():
+    from samplers import GaussianL2
+    from smoothing.models import build_model
+
+    net = build_model("pointnet", num_classes=4, in_channels=3)
+    cert = _segcertify(net, GaussianL2(0.25, point_cloud=True), 4)
+    with pytest.raises(ValueError, match=r"`x` of shape \(1, 32, 3\).*point cloud with a "
+                                         r"batch dimension, pass x\[0\]"):
+        cert.certify(torch.zeros(1, 32, 3))
+    assert cert.certify(torch.zeros(32, 3)).labels.shape == (32,)
+
+
+@pytest.mark.parametrize("shape", [(3, 0, 0), (3, 4, 0), (0, 3), (0,)])
+def test_an_empty_input_is_refused(shape):
+    from samplers import GaussianL2
+
+    conv = torch.nn.Conv2d(3, 2, kernel_size=1)
+    with pytest.raises(ValueError, match=r"`x` is empty"):
+        _segcertify(conv, GaussianL2(0.25), 2).certify(torch.zeros(shape))
+
+
+# ------------------------------------------------------------------ item 7: k > N
+def test_segcertify_refuses_k_above_the_number_of_components():
+    from samplers import GaussianL2
+
+    conv = torch.nn.Conv2d(3, 2, kernel_size=1)
+    x = torch.zeros(3, 4, 4)  # N = 16
+    g = torch.Generator().manual_seed(0)
+    for corr in ("lehmann_romano", "generalized_bonferroni"):
+        seg = _segcertify(conv, GaussianL2(0.25), 2, correction=corr, k=17)
+        with pytest.raises(ValueError, match=r"`k` is 17 but the input has only 16 comp"):
+            seg.certify(x, generator=g)
+        ok = _segcertify(conv, GaussianL2(0.25), 2, correction=corr, k=16).certify(x, generator=g)
+        assert ok.params["k"] == 16
+        with pytest.raises(ValueError, match="`k` is 17"):  # retest checks too
+            seg.retest(replace_k(ok, 17), 0.75)
+
+
+def replace_k(cert, k):
+    import dataclasses
+
+    return dataclasses.replace(cert, params={**cert.params, "k": k})
+
+
+def test_cli_refuses_k_above_the_number_of_pixels(tmp_path, capsys):
+    out = tmp_path / "o"
+    args = [*TINY, "--correction", "lehmann_romano", "--out", str(out)]
+    assert main([*args, "--k", "1000000"]) == 2
+    line = _one_error_line(capsys)
+    assert "`k` is 1000000" in line and "512 components" in line  # 16 x 32 pixels
+    assert not out.exists()
+    assert main([*args, "--k", "512"]) == 0
