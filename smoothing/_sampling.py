@@ -350,28 +350,31 @@ def iter_predictions(model: Callable[[torch.Tensor], torch.Tensor], sampler: Sam
         except torch.cuda.OutOfMemoryError:
             raise
         except (RuntimeError, ValueError, IndexError) as err:
-            raise ValueError(model_failure(x, reader.layout, tuple(batch.shape), err, who)) \
-                from err
+            message = shape_slip(x, reader.layout, tuple(batch.shape), err, who)
+            if message is None:  # no likely slip of the caller's: the error as it is
+                raise
+            raise ValueError(message) from err
         yield reader.read(out, b)
 
 
-def model_failure(x: torch.Tensor, layout: str, batch_shape: tuple[int, ...],
-                  err: BaseException, who: str = "model") -> str:
-    """Explain a model (or sampler) that fails on ``x``: how ``x`` was read, the batch
-    it got, and the likely slip (an image without its channel dimension is read as a
-    point cloud; a point cloud with a batch dimension as an image)."""
-    cloud = layout in ("BNC", "BCN") or (layout == "auto" and x.ndim == 2)
-    image = layout in ("BCHW", "BHWC")
-    what = "a point cloud (N, d)" if cloud else "an image (C, H, W)" if image else "one input"
-    hint = ""
-    if cloud and x.ndim == 2:
-        hint = ("; if `x` is an image without a channel dimension, pass x.unsqueeze(0) "
-                "(shape (1, H, W))")
-    elif image and x.ndim == 3 and x.shape[0] == 1:
-        hint = ("; if `x` is a point cloud with a batch dimension, pass x[0] (shape (N, d)) "
-                "-- SegCertify takes ONE input")
+def shape_slip(x: torch.Tensor, layout: str, batch_shape: tuple[int, ...],
+               err: BaseException, who: str = "model") -> str | None:
+    """Explain a model (or sampler) failing on ``x`` because of a likely slip of the
+    caller's, or ``None``: an image without its channel dimension (H, W), W not 3 or
+    6, is read as a point cloud; a point cloud with a batch dimension (1, N, 3 or 6)
+    as an image. Other failures keep their own type and message."""
+    if layout in ("BNC", "BCN", "auto") and x.ndim == 2 and x.shape[1] not in (3, 6):
+        what = "a point cloud (N, d)"
+        hint = "if `x` is an image without a channel dimension, pass x.unsqueeze(0) (1, H, W)"
+    elif (layout in ("BCHW", "BHWC") and x.ndim == 3 and x.shape[0] == 1
+          and x.shape[2] in (3, 6) and x.shape[1] > 6):  # (1, N, 3 or 6), not (1, H, W)
+        what = "an image (C, H, W)"
+        hint = ("if `x` is a point cloud with a batch dimension, pass x[0] (shape (N, d)): "
+                "SegCertify takes ONE input")
+    else:
+        return None
     return (f"the {who} cannot process `x` of shape {tuple(x.shape)}, read as {what} (the "
-            f"{who} got a batch of shape {batch_shape}){hint}. The {who} said: "
+            f"{who} got a batch of shape {batch_shape}); {hint}. The {who} said: "
             f"{' '.join(str(err).split())}")
 
 
