@@ -29,8 +29,9 @@ class Sampler(ABC):
     Subclasses implement
 
     * :meth:`perturb` -- return ``x`` with one *fresh, independent* perturbation per
-      batch element (dimension 0), drawn on ``x.device`` in ``x.dtype``, from the
-      optional ``generator``;
+      batch element (dimension 0), drawn on ``x.device`` from the
+      optional ``generator``; the noise is drawn and added in float32 (float64 for
+      a float64 input) and only the sum is cast to ``x.dtype``;
     * :meth:`radius` -- the certified radius of every component whose top-class
       probability under the noise exceeds the threshold ``tau`` in [1/2, 1);
     * :attr:`threat_model` -- one phrase naming the set the radius is measured in
@@ -155,6 +156,18 @@ def _add_noise(x: torch.Tensor, noise: torch.Tensor, *, point_cloud: bool) -> to
     if not point_cloud:
         return x + noise
     return torch.cat((x[..., :3] + noise, x[..., 3:]), dim=-1)
+
+
+def _noise_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype noise is drawn and added in: float64 for float64 inputs, else float32.
+
+    Drawing in a half-precision dtype would quantise the noise itself (bfloat16
+    Gaussian draws take only a few thousand distinct values, Laplace draws get a
+    point mass at 0), so the smoothing distribution would not be the one the
+    radius assumes. The sum is cast to the input's dtype only afterwards: that cast
+    is part of the base model.
+    """
+    return torch.promote_types(dtype, torch.float32)
 
 
 def _noise_shape(x: torch.Tensor, *, point_cloud: bool) -> tuple[int, ...]:

@@ -14,6 +14,7 @@ from samplers._base import (
     _check_input,
     _check_positive,
     _check_tau,
+    _noise_dtype,
     _noise_shape,
     _normal_ppf,
 )
@@ -121,8 +122,10 @@ class GaussianL2(Sampler):
         x = _check_input(x)
         generator = _check_generator(generator, x)
         shape = _noise_shape(x, point_cloud=self.point_cloud)
-        noise = torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
-        return _add_noise(x, noise.mul_(self.sigma), point_cloud=self.point_cloud)
+        dtype = _noise_dtype(x.dtype)  # never draw noise in half precision
+        noise = torch.randn(shape, generator=generator, device=x.device, dtype=dtype)
+        out = _add_noise(x.to(dtype), noise.mul_(self.sigma), point_cloud=self.point_cloud)
+        return out.to(x.dtype)
 
     def radius(self, tau: float) -> float:
         r"""Certified l2 radius :math:`\sigma\,\Phi^{-1}(\tau)`.

@@ -15,6 +15,7 @@ from samplers._base import (
     _check_input,
     _check_positive,
     _check_tau,
+    _noise_dtype,
     _noise_shape,
 )
 
@@ -132,10 +133,11 @@ class LaplaceL1(Sampler):
         x = _check_input(x)
         generator = _check_generator(generator, x)
         shape = _noise_shape(x, point_cloud=self.point_cloud)
-        e = torch.empty((2, *shape), device=x.device, dtype=x.dtype)
+        dtype = _noise_dtype(x.dtype)  # never draw noise in half precision
+        e = torch.empty((2, *shape), device=x.device, dtype=dtype)
         e.exponential_(generator=generator)
         noise = (e[0] - e[1]).mul_(self.scale)
-        return _add_noise(x, noise, point_cloud=self.point_cloud)
+        return _add_noise(x.to(dtype), noise, point_cloud=self.point_cloud).to(x.dtype)
 
     def radius(self, tau: float) -> float:
         r"""Certified l1 radius :math:`-\lambda \ln(2(1 - \tau))`.

@@ -342,7 +342,40 @@ def iter_predictions(model: Callable[[torch.Tensor], torch.Tensor], sampler: Sam
     for start in batches:
         b = min(batch_size, num - start)
         copies = x.unsqueeze(0).expand(b, *x.shape)
-        yield reader.read(model(sampler.perturb(copies, generator=generator)), b)
+        who, batch = "sampler", copies
+        try:
+            batch = sampler.perturb(copies, generator=generator)
+            who = "model"
+            out = model(batch)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except (RuntimeError, ValueError, IndexError) as err:
+            message = shape_slip(x, reader.layout, tuple(batch.shape), err, who)
+            if message is None:  # no likely slip of the caller's: the error as it is
+                raise
+            raise ValueError(message) from err
+        yield reader.read(out, b)
+
+
+def shape_slip(x: torch.Tensor, layout: str, batch_shape: tuple[int, ...],
+               err: BaseException, who: str = "model") -> str | None:
+    """Explain a model (or sampler) failing on ``x`` because of a likely slip of the
+    caller's, or ``None``: an image without its channel dimension (H, W), W not 3 or
+    6, is read as a point cloud; a point cloud with a batch dimension (1, N, 3 or 6)
+    as an image. Other failures keep their own type and message."""
+    if layout in ("BNC", "BCN", "auto") and x.ndim == 2 and x.shape[1] not in (3, 6):
+        what = "a point cloud (N, d)"
+        hint = "if `x` is an image without a channel dimension, pass x.unsqueeze(0) (1, H, W)"
+    elif (layout in ("BCHW", "BHWC") and x.ndim == 3 and x.shape[0] == 1
+          and x.shape[2] in (3, 6) and x.shape[1] > 6):  # (1, N, 3 or 6), not (1, H, W)
+        what = "an image (C, H, W)"
+        hint = ("if `x` is a point cloud with a batch dimension, pass x[0] (shape (N, d)): "
+                "SegCertify takes ONE input")
+    else:
+        return None
+    return (f"the {who} cannot process `x` of shape {tuple(x.shape)}, read as {what} (the "
+            f"{who} got a batch of shape {batch_shape}); {hint}. The {who} said: "
+            f"{' '.join(str(err).split())}")
 
 
 def count_classes(model, sampler, x, reader, *, num, batch_size, generator,
@@ -404,6 +437,9 @@ def prepare(model, x, *, layout: str, num_classes: int, generator: torch.Generat
     move ``x`` to the model's device, put the model in eval mode, and split
     ``generator`` into ``streams`` independent streams (one per sampling phase)."""
     x = check_input(x)
+    if x.numel() == 0:
+        raise ValueError(f"`x` is empty (shape {tuple(x.shape)}): an input needs at least "
+                         "one component and one value per component.")
     layout = resolve_layout(layout, model, x)
     components = component_shape(x, layout)
     device = model_device(model, x)

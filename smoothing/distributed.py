@@ -736,11 +736,17 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     records = []
     for i, line in enumerate(lines):
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as error:
             if i == len(lines) - 1:  # cut short by a crash mid-write: redo that input
                 break
             raise ValueError(f"{path}: line {i + 1} is not valid JSON ({error}).") from error
+        if not isinstance(record, dict):  # valid JSON but no record: as corrupt as above
+            if i == len(lines) - 1:
+                break
+            raise ValueError(f"{path}: line {i + 1} is not a JSON object (a record); got "
+                             f"{type(record).__name__}.")
+        records.append(record)
     return records
 
 

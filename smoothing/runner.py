@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 import samplers
-from smoothing._io import write_atomic
+from smoothing._io import FolderLock, remove_stale_temps, temp_tag, write_atomic
 from smoothing._labels import HEADERS, HEURISTIC_FOOTNOTE, is_unsound, soundness_note
 from smoothing._sampling import check_int
 from smoothing.datasets._common import IGNORE_INDEX
@@ -55,10 +55,11 @@ from smoothing.metrics import (
     iou_pair_sum,
     miou_pooled,
 )
-from smoothing.segcertify import CERTIFYING_CORRECTIONS, SegCertify
+from smoothing.segcertify import CERTIFYING_CORRECTIONS, SegCertify, check_k_components
 
 __all__ = [
     "DATASETS",
+    "MAX_IMAGE_PIXELS",
     "SAMPLERS",
     "SUMMARY_COLUMNS",
     "CertificationRun",
@@ -80,6 +81,9 @@ __all__ = [
 
 _FORMAT = "segcertify.run"
 _FORMAT_VERSION = 1
+#: Largest ``image_size`` (height x width) a run accepts: 2**24 pixels, 16x a Cityscapes
+#: frame; one noisy batch of 50 such RGB images already takes 10 GB in float32.
+MAX_IMAGE_PIXELS = 2**24
 #: Options that may differ between a run and its resume (they do not change results).
 _NOT_COMPARED = frozenset({"checkpoint", "data_root"})
 
@@ -301,10 +305,22 @@ def _check_config(cfg: RunConfig) -> None:
         raise ValueError(f"`data_root` is not used by the built-in dataset {cfg.dataset!r}.")
     if not info.synthetic and cfg.data_root is None:
         raise ValueError(f"dataset {cfg.dataset!r} needs `data_root` (its folder).")
-    if cfg.image_size is not None and (
-        len(cfg.image_size) != 2 or min(cfg.image_size) < 1
-    ):
-        raise ValueError(f"`image_size` must be two integers >= 1; got {cfg.image_size!r}.")
+    if cfg.image_size is not None:
+        _check_image_size(cfg.image_size)
+
+
+def _check_image_size(size: object) -> None:
+    """Two integers >= 1 with at most :data:`MAX_IMAGE_PIXELS` pixels, checked before
+    anything is allocated."""
+    if (not isinstance(size, Sequence) or len(size) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int | np.integer) for v in size)
+            or min(size) < 1):
+        raise ValueError(f"`image_size` must be two integers >= 1; got {size!r}.")
+    if int(size[0]) * int(size[1]) > MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"`image_size` {int(size[0])} x {int(size[1])} has {int(size[0]) * int(size[1])} "
+            f"pixels; at most {MAX_IMAGE_PIXELS} (2**24, e.g. 4096 x 4096) are supported."
+        )
 
 
 # --------------------------------------------------------------------------- loading
@@ -502,7 +518,7 @@ def input_metrics(pred: np.ndarray, target: np.ndarray, num_classes: int) -> dic
 def _save_arrays(path: Path, rank: int, **arrays: np.ndarray) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    write_atomic(path, buf.getvalue(), tag=f".rank{rank}")
+    write_atomic(path, buf.getvalue(), tag=temp_tag(f".rank{rank}"))
 
 
 def append_record(path: Path, record: Mapping[str, Any]) -> None:
@@ -550,10 +566,32 @@ def _iter_lines(path: Path) -> Iterable[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except ValueError:
+                record = None
+            if not _is_record(record):  # corrupt, or valid JSON that is no record
                 print(f"warning: skipping an unreadable line in '{path}'", file=sys.stderr)
                 continue
-            if isinstance(record, dict):
-                yield record
+            yield record
+
+
+#: Fields every record has (besides those of its kind), as :func:`summarize` reads them.
+_RECORD_FIELDS = ("input", "grid", "kind", "num_valid", "num_correct", "num_abstain",
+                  "intersection", "union")
+_KIND_FIELDS = {
+    "base": ("time_forward",),
+    "certify": ("sigma", "tau", "n", "n0", "alpha", "correction", "k", "radius", "sound",
+                "time_sampling", "time_testing"),
+}
+
+
+def _is_record(record: object) -> bool:
+    """Whether a parsed line is a result record (a JSON object with the fields read)."""
+    if not isinstance(record, dict) or record.get("kind") not in _KIND_FIELDS:
+        return False
+    if any(f not in record for f in (*_RECORD_FIELDS, *_KIND_FIELDS[record["kind"]])):
+        return False
+    index = record["input"]
+    return (isinstance(index, int) and not isinstance(index, bool) and index >= 0
+            and isinstance(record["grid"], str))
 
 
 def read_records(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -708,6 +746,10 @@ class CertificationRun:
         ------
         ValueError
             As :func:`check_output_dir` (before anything is written), on every rank.
+        smoothing._io.FolderLockedError
+            (a ValueError) If another live process is writing this rank of
+            ``out_dir``: each writer holds the lock file ``.lock.rank{rank}`` there
+            for the whole run; one left by a dead process is taken over.
         """
         check_int(world_size, "world_size", low=1)
         if not 0 <= check_int(rank, "rank", low=0) < world_size:
@@ -717,9 +759,19 @@ class CertificationRun:
                              f"every input); got {world_size}.")
         out = Path(out_dir)
         writer = sample_ctx is None or sample_ctx.is_main
+        lock = FolderLock(out, f".lock.rank{rank}")  # one writer per rank and folder
+        try:
+            return self._execute(out, rank, world_size, progress, sample_ctx, writer, lock)
+        finally:
+            lock.release()
+
+    def _execute(self, out: Path, rank: int, world_size: int, progress: bool,
+                 sample_ctx: DistContext | None, writer: bool, lock: FolderLock) -> RunReport:
         state: tuple[str | None, bool, set[tuple[int, str]]] = (None, False, set())
         if writer:
             try:
+                check_output_dir(out, self.record)  # before the lock creates the folder
+                lock.acquire()
                 state = (None, self._open_output(out, rank, world_size), {
                     (int(r["input"]), str(r["grid"])) for r in read_records(out)})
             except ValueError as err:
@@ -755,11 +807,11 @@ class CertificationRun:
         resumed = check_output_dir(out, self.record)
         (out / "labels").mkdir(parents=True, exist_ok=True)
         if not resumed:
-            write_atomic(out / "config.json",
-                          (json.dumps(self.record, indent=2) + "\n").encode(), f".rank{rank}")
+            write_atomic(out / "config.json", (json.dumps(self.record, indent=2) + "\n").encode(),
+                         temp_tag(f".rank{rank}"))
         repair_jsonl(rank_results_path(out, rank, world_size))
-        for stale in (out / "labels").glob(f".*.rank{rank}.tmp"):
-            stale.unlink(missing_ok=True)
+        for folder in (out, out / "labels"):  # only this process's or dead ones' temps
+            remove_stale_temps(folder, f".rank{rank}")
         return resumed
 
     def _run_input(self, index: int, todo: list[str], out: Path, own: Path, rank: int,
@@ -898,7 +950,8 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> Certif
                           batch_size=cfg.batch_size, layout=layout)
         for g in grid
     }
-    predict_clean(model, dataset[indices[0]][0], layout=layout, num_classes=num_classes)
+    first = predict_clean(model, dataset[indices[0]][0], layout=layout, num_classes=num_classes)
+    check_k_components(cfg.k, first.numel())  # k-FWER with k > N promises nothing
     record = _config_record(cfg, sha, num_classes, layout, kind, len(dataset), grid, dev)
     return CertificationRun(cfg, model, dataset, indices, grid, record, dev, layout,
                             num_classes, certifiers)

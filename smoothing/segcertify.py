@@ -8,6 +8,7 @@ References
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -172,7 +173,10 @@ class SegCertify:
         ``'hochberg'``, ...) or control the FDR are accepted with a warning and
         produce ``sound=False`` results.
     k : int, default 1
-        ``k`` of the k-FWER procedures; 1 otherwise.
+        ``k`` of the k-FWER procedures; 1 otherwise. With probability at least
+        ``1 - alpha`` fewer than ``k`` certified components are wrong. It must not
+        exceed the number ``N`` of components of the input (checked by
+        :meth:`certify`): with ``k > N`` the promise is empty.
     batch_size : int
         Number of perturbed copies the model sees at once (>= 1); the last batch
         of each phase holds the remainder.
@@ -306,6 +310,10 @@ class SegCertify:
             f"correction={self.correction!r}, k={self.k}, batch_size={self.batch_size})"
         )
 
+    def _check_k(self, num_components: int) -> None:
+        """Refuse k-FWER with ``k`` above the number of components (a vacuous promise)."""
+        check_k_components(self.k, num_components)
+
     @property
     def sound(self) -> bool:
         """Whether results are proven certificates (sound sampler and correction)."""
@@ -337,9 +345,10 @@ class SegCertify:
             If ``x`` is not a floating-point tensor, or the model returns no
             floating-point tensor.
         ValueError
-            If ``x`` contains NaN/inf or has the wrong number of dimensions, or
-            the model output has the wrong shape, the wrong number of classes or
-            non-finite values.
+            If ``x`` contains NaN/inf, is empty or has the wrong number of
+            dimensions, the model cannot process it, ``k`` exceeds its number of
+            components, or the model output has the wrong shape, the wrong number
+            of classes or non-finite values.
         """
         return self._run(x, self.n0, self.n, self.alpha, generator)
 
@@ -437,6 +446,7 @@ class SegCertify:
     def _test(self, counts: np.ndarray, guesses: torch.Tensor, n: int, tau: float,
               alpha: float) -> tuple[torch.Tensor, multitest.CountCertificate]:
         """The testing step of Algorithm 2: (labels, the count certificate)."""
+        self._check_k(counts.size)
         # BINPVALUE + FWERCONTROL: only the counts cross into multitest
         test = multitest.certify_counts(counts, n, tau, alpha, method=self.correction,
                                         k=self.k)
@@ -451,6 +461,9 @@ class SegCertify:
         # Distributed (smoothing.distributed): this process draws `shares` of the
         # n0 and n samples and `reduce` sums the counts over all processes.
         local_n0, local_n = (n0, n) if shares is None else shares
+        if self.k > 1 and isinstance(x, torch.Tensor) and x.ndim in (2, 3):
+            layout = S.resolve_layout(self.layout, self.model, x)
+            self._check_k(math.prod(S.component_shape(x, layout)))  # before sampling
         sampled = S.guess_and_count(
             self.model, self.sampler, x, num_classes=self.num_classes, n0=local_n0,
             n=local_n, batch_size=self.batch_size, layout=self.layout, generator=generator,
@@ -480,6 +493,25 @@ class SegCertify:
             time_testing=time_testing,
             sound=self.sound,
             _test=test,
+        )
+
+
+def check_k_components(k: int, num_components: int) -> None:
+    """Refuse ``k`` above ``num_components``: k-FWER with ``k > N`` promises nothing.
+
+    Examples
+    --------
+    >>> check_k_components(4, 4)
+    >>> check_k_components(5, 4)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `k` is 5 but the input has only 4 components: ...
+    """
+    if k > num_components:
+        raise ValueError(
+            f"`k` is {k} but the input has only {num_components} components: k-FWER "
+            f"with k > N promises nothing (fewer than k components can be wrong at all), "
+            f"so every component would be 'certified'. Choose k <= {num_components}."
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -284,6 +285,79 @@ def test_pascal_context_missing_paths(pascal_root, tmp_path):
         PascalContext59(tmp_path / "absent")
     with pytest.raises(ValueError, match="`split`"):
         PascalContext59(pascal_root, "test")
+
+
+# Bad files are reported when the item is read, naming the file (issue 14, item 3):
+# before, a corrupt PNG gave a bare PIL traceback and a label map of the wrong size
+# failed later, in the metrics, without naming any file.
+def _corrupt(path):
+    path.write_bytes(path.read_bytes()[:40])  # a truncated PNG / JPEG (header kept)
+
+
+@pytest.mark.parametrize("which", ["label", "image"])
+def test_cityscapes_corrupt_file_is_named_when_read(cityscapes_root, which):
+    ds = Cityscapes(cityscapes_root)
+    bad = ds.labels[1] if which == "label" else ds.images[1]
+    _corrupt(bad)
+    assert ds[0].label.shape == (4, 8)  # the others still read
+    with pytest.raises(ValueError, match=re.escape(str(bad))):
+        ds[1]
+    garbage = ds.labels[0]
+    garbage.write_bytes(b"not a png at all")
+    with pytest.raises(ValueError, match=re.escape(str(garbage))):
+        ds[0]
+
+
+def test_cityscapes_label_of_the_wrong_size_is_named(cityscapes_root):
+    ds = Cityscapes(cityscapes_root)
+    _png(ds.labels[1], np.full((4, 7), 7), "L")
+    with pytest.raises(ValueError, match=r"bremen_000000_000042_gtFine_labelIds.png' is 4 x 7 "
+                                         r"but its image .* is 4 x 8"):
+        ds[1]
+    # also when resizing (the mismatch would otherwise be hidden by the resize)
+    with pytest.raises(ValueError, match="is 4 x 7"):
+        Cityscapes(cityscapes_root, size=(2, 4))[1]
+
+
+def test_cityscapes_bad_label_values_name_the_file(cityscapes_root):
+    ds = Cityscapes(cityscapes_root)
+    Image.fromarray(np.full((4, 8), 300, dtype=np.uint16)).save(ds.labels[0])  # 16 bit
+    with pytest.raises(ValueError, match=re.escape(str(ds.labels[0])) + ".*lie in"):
+        ds[0]
+
+
+def test_pascal_context_corrupt_or_misfit_label_is_named(pascal_root):
+    ds = PascalContext59(pascal_root)
+    _corrupt(ds.labels[0])
+    with pytest.raises(ValueError, match=re.escape(str(ds.labels[0]))):
+        ds[0]
+    _png(ds.labels[1], np.zeros((3, 3)), "L")
+    with pytest.raises(ValueError, match=r"2008_000007.png' is 3 x 3 but its image"):
+        ds[1]
+    _png(ds.labels[1], np.full((2, 3), 77), "L")
+    with pytest.raises(ValueError, match=r"2008_000007.png'.*0..59 or 255"):
+        ds[1]
+
+
+@pytest.mark.parametrize("entry", ["../../x", "../JPEGImages/2008_000002", "/etc/passwd",
+                                   "a/../../b", "C:\\x", "..\\..\\x", "\\\\server\\share\\x"])
+def test_pascal_context_split_list_entries_outside_the_root_are_refused(pascal_root, entry):
+    lst = pascal_root / "ImageSets" / "SegmentationContext" / "val.txt"
+    lst.write_text(f"2008_000002\n{entry}\n")
+    with pytest.raises(ValueError, match=r"outside the data root"):
+        PascalContext59(pascal_root)
+
+
+def test_pascal_context_split_list_with_sub_folders_is_fine(pascal_root):
+    sub = pascal_root / "JPEGImages" / "sub"
+    sub.mkdir()
+    (pascal_root / "JPEGImages" / "2008_000002.jpg").rename(sub / "2008_000002.jpg")
+    (pascal_root / "SegmentationClassContext" / "sub").mkdir()
+    (pascal_root / "SegmentationClassContext" / "2008_000002.png").rename(
+        pascal_root / "SegmentationClassContext" / "sub" / "2008_000002.png")
+    lst = pascal_root / "ImageSets" / "SegmentationContext" / "val.txt"
+    lst.write_text("sub/2008_000002\n")
+    assert PascalContext59(pascal_root)[0].image.shape == (3, 2, 3)
 
 
 # -------------------------------------------------------- fixture trees: ShapeNet

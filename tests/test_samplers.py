@@ -196,6 +196,57 @@ def test_laplace_is_not_gaussian_with_the_same_sd(gen):
     assert stats.kstest(eps, stats.norm(scale=math.sqrt(2)).cdf).pvalue < 1e-10
 
 
+# Half precision: the noise is drawn and added in float32 and only the sum is cast.
+# Drawn in bfloat16 (the old behaviour), 200k Gaussian draws took a few hundred
+# distinct values and Laplace draws had a point mass at 0.
+HALF_DTYPES = [torch.float16, torch.bfloat16]
+ADDITIVE = [GaussianL2(0.5), LaplaceL1(0.5), GaussianL2(0.5, point_cloud=True),
+            LaplaceL1(0.5, point_cloud=True)]
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES, ids=str)
+@pytest.mark.parametrize("sampler", ADDITIVE, ids=sampler_id)
+def test_half_precision_output_is_the_float32_output_cast(sampler, dtype, seed):
+    x = torch.randn((8, 64, 6) if sampler.point_cloud else (8, 3, 8, 8),
+                    generator=torch.Generator().manual_seed(seed)).to(dtype)
+    low = sampler.perturb(x, generator=torch.Generator().manual_seed(seed))
+    high = sampler.perturb(x.float(), generator=torch.Generator().manual_seed(seed))
+    assert low.dtype == dtype and high.dtype == torch.float32
+    assert torch.equal(low, high.to(dtype))
+
+
+@pytest.mark.parametrize("dtype", [*HALF_DTYPES, torch.float32], ids=str)
+def test_noise_distribution_does_not_depend_on_the_input_dtype(dtype, seed, monkeypatch):
+    """The noise added before the cast is continuous and has the right law in every dtype."""
+    import samplers._base as base
+
+    added = []
+    real_add = base._add_noise
+
+    def spy(x, noise, *, point_cloud):
+        added.append(noise.detach().clone())
+        return real_add(x, noise, point_cloud=point_cloud)
+
+    monkeypatch.setattr("samplers._gaussian._add_noise", spy)
+    monkeypatch.setattr("samplers._laplace._add_noise", spy)
+    x = torch.zeros(50, 4000, dtype=dtype)
+    for sampler, law in [(GaussianL2(1.0), stats.norm()), (LaplaceL1(1.0), stats.laplace())]:
+        added.clear()
+        sampler.perturb(x, generator=torch.Generator().manual_seed(seed))
+        eps = added[0]
+        assert eps.dtype == torch.float32
+        eps = eps.numpy().ravel()
+        assert np.unique(eps).size > 0.99 * eps.size  # no quantisation, no atom at 0
+        assert stats.kstest(eps, law.cdf).pvalue > 1e-4
+
+
+def test_float64_noise_is_drawn_in_float64(seed):
+    x = torch.zeros(4, 1000, dtype=torch.float64)
+    eps = GaussianL2(1.0).perturb(x, generator=torch.Generator().manual_seed(seed))
+    # float64 draws are not float32 values: rounding to float32 changes almost all
+    assert (eps != eps.float().double()).float().mean() > 0.99
+
+
 @pytest.mark.parametrize("sigma", [0.05, 0.5])
 @pytest.mark.parametrize("axis", ["x", "y", "z", (1.0, 2.0, -2.0)])
 def test_rotation_z_angle_distribution(sigma, axis, gen):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import NamedTuple
 
 import numpy as np
@@ -189,23 +190,78 @@ def _pil_image():
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Read an 8-bit image file as float32 (3, H, W) in [0, 1]."""
+    """Read an 8-bit image file as float32 (3, H, W) in [0, 1].
+
+    Raises ValueError naming the file if it cannot be decoded (corrupt, truncated,
+    not an image).
+    """
     Image = _pil_image()
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB"), dtype=np.float32)
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.float32)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... for bad files
+        raise ValueError(f"image file '{path}' cannot be read: {err}") from err
     return np.ascontiguousarray(arr.transpose(2, 0, 1) / 255.0)
 
 
 def read_label_png(path: Path) -> np.ndarray:
-    """Read a single-channel (mode L or P) label PNG as an int64 (H, W) array of raw values."""
+    """Read a single-channel (mode L or P) label PNG as an int64 (H, W) array of raw values.
+
+    Raises ValueError naming the file if it cannot be decoded or has several channels.
+    """
     Image = _pil_image()
-    with Image.open(path) as im:
-        if im.mode not in ("L", "P", "I", "I;16"):
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+            if mode in ("L", "P", "I", "I;16"):
+                return np.asarray(im).astype(np.int64)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... for bad files
+        raise ValueError(f"label image '{path}' cannot be read: {err}") from err
+    raise ValueError(
+        f"label image '{path}' must be a single-channel PNG (mode L, P or I); got mode {mode!r}."
+    )
+
+
+def read_pair(image_path: Path, label_path: Path,
+              convert: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Read an image and its label map and check them, naming the file at fault.
+
+    ``convert`` maps the raw label values (its ValueError is re-raised with the
+    label file's name). The label map must have the image's height and width.
+    """
+    image = read_rgb(image_path)
+    raw = read_label_png(label_path)
+    try:
+        label = convert(raw)
+    except ValueError as err:
+        raise ValueError(f"label image '{label_path}': {err}") from err
+    if label.shape != image.shape[1:]:
+        raise ValueError(
+            f"label image '{label_path}' is {label.shape[0]} x {label.shape[1]} but its image "
+            f"'{image_path}' is {image.shape[1]} x {image.shape[2]} (height x width)."
+        )
+    if label.size == 0:
+        raise ValueError(f"image '{image_path}' and its labels are empty (0 pixels).")
+    return image, label
+
+
+def relative_id(item: str, source: Path) -> str:
+    """A file id from a split list, refused if it could name a file outside the root.
+
+    Absolute paths, drive letters and ``..`` components are refused (ValueError
+    naming the list), under POSIX and Windows spelling alike.
+    """
+    for pure in (PurePosixPath(item), PureWindowsPath(item)):
+        if pure.is_absolute() or pure.drive or pure.root or ".." in pure.parts:
             raise ValueError(
-                f"label image '{path}' must be a single-channel PNG (mode L, P or I); "
-                f"got mode {im.mode!r}."
+                f"split list '{source}' names {item!r}, which is outside the data root: "
+                "entries must be plain file ids relative to the data set's folders."
             )
-        return np.asarray(im).astype(np.int64)
+    return item
 
 
 def to_sample(image: np.ndarray, label: np.ndarray, size: tuple[int, int] | None) -> ImageSample:

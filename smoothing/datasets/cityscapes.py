@@ -24,8 +24,7 @@ from smoothing.datasets._common import (
     check_size,
     existing_dir,
     existing_file,
-    read_label_png,
-    read_rgb,
+    read_pair,
     to_sample,
 )
 
@@ -122,7 +121,10 @@ class Cityscapes(torch.utils.data.Dataset):
         If ``root``, ``leftImg8bit/{split}`` or a label file of a found image is
         missing (the message names the path).
     ValueError
-        On a bad ``split``, ``target`` or ``size``, or if the split has no images.
+        On a bad ``split``, ``target`` or ``size``, or if the split has no images;
+        and when an item is read, for an image or label file that cannot be decoded,
+        bad label values, or a label map of another size than its image (the
+        message names the file).
 
     Notes
     -----
@@ -164,9 +166,13 @@ class Cityscapes(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> ImageSample:
         index = check_index(index, len(self))
-        raw = read_label_png(self.labels[index])
-        label = cityscapes_train_ids(raw) if self.target == "labelIds" else raw
-        return to_sample(read_rgb(self.images[index]), label, self.size)
+        convert = cityscapes_train_ids if self.target == "labelIds" else _as_is
+        image, label = read_pair(self.images[index], self.labels[index], convert)
+        return to_sample(image, label, self.size)
 
     def __repr__(self) -> str:
         return f"Cityscapes(root='{self.root}', split={self.split!r}, n={len(self)})"
+
+
+def _as_is(labels: np.ndarray) -> np.ndarray:
+    return labels

@@ -29,8 +29,8 @@ from smoothing.datasets._common import (
     check_size,
     existing_dir,
     existing_file,
-    read_label_png,
-    read_rgb,
+    read_pair,
+    relative_id,
     to_sample,
 )
 
@@ -99,8 +99,11 @@ class PascalContext59(torch.utils.data.Dataset):
         If ``root``, the split list, or a listed image or label file is missing
         (the message names the path).
     ValueError
-        On a bad ``split`` or ``size``, an empty split list, or label values outside
-        0..59 and 255.
+        On a bad ``split`` or ``size``, an empty split list, or a list entry that
+        could name a file outside ``root`` (absolute, a drive, ``..``); when an
+        item is read, for a file that cannot be decoded, label values outside
+        0..59 and 255, or a label map of another size than its image (the message
+        names the file).
 
     Notes
     -----
@@ -126,7 +129,8 @@ class PascalContext59(torch.utils.data.Dataset):
             self.root / "ImageSets" / "SegmentationContext" / f"{self.split}.txt",
             "Pascal Context split list",
         )
-        ids = [line.strip() for line in lst.read_text().splitlines() if line.strip()]
+        ids = [relative_id(line.strip(), lst) for line in lst.read_text().splitlines()
+               if line.strip()]
         if not ids:
             raise ValueError(f"split list '{lst}' names no images.")
         self.images: list[Path] = [
@@ -145,8 +149,9 @@ class PascalContext59(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> ImageSample:
         index = check_index(index, len(self))
-        label = pascal_context59_labels(read_label_png(self.labels[index]))
-        return to_sample(read_rgb(self.images[index]), label, self.size)
+        image, label = read_pair(self.images[index], self.labels[index],
+                                 pascal_context59_labels)
+        return to_sample(image, label, self.size)
 
     def __repr__(self) -> str:
         return f"PascalContext59(root='{self.root}', split={self.split!r}, n={len(self)})"

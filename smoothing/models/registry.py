@@ -172,6 +172,27 @@ def build_model(arch: str, **arch_kwargs: Any) -> nn.Module:
     return ARCHITECTURES[arch](**arch_kwargs)
 
 
+def _check_state(state: object, path: Path) -> Mapping[str, torch.Tensor]:
+    """A state_dict must map parameter names to tensors (say which file if it does not)."""
+    if not isinstance(state, Mapping) or not state:
+        raise ValueError(
+            f"the checkpoint '{path}' holds no state_dict: expected a non-empty dict of "
+            f"parameter names to tensors; got {type(state).__name__} {_short(state)}."
+        )
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise ValueError(
+                f"the state_dict in checkpoint '{path}' must map parameter names to "
+                f"tensors; entry {key!r} is {type(value).__name__} {_short(value)}."
+            )
+    return state
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _infer_arch_kwargs(arch: str, state: Mapping[str, torch.Tensor]) -> dict[str, int]:
     """Rebuild the constructor arguments of ``arch`` from a state_dict's shapes."""
     try:
@@ -193,6 +214,10 @@ def _infer_arch_kwargs(arch: str, state: Mapping[str, torch.Tensor]) -> dict[str
     except KeyError as err:
         raise ValueError(
             f"the state_dict does not look like a {arch!r} model: missing key {err}."
+        ) from err
+    except IndexError as err:  # a tensor of the wrong rank
+        raise ValueError(
+            f"the state_dict does not look like a {arch!r} model: {err}."
         ) from err
 
 
@@ -321,14 +346,18 @@ def load_checkpoint(
 
     metadata: dict[str, Any] = {}
     if blob.get("format") == _FORMAT:
+        missing = [k for k in ("arch", "state_dict", "arch_kwargs") if k not in blob]
+        if missing or not isinstance(blob["arch_kwargs"], Mapping):
+            raise ValueError(f"the checkpoint '{p}' is damaged: "
+                             + (f"it lacks {missing}." if missing else "bad `arch_kwargs`."))
         file_arch = blob["arch"]
         if arch is not None and arch != file_arch:
             raise ValueError(f"`arch` is {arch!r} but the checkpoint '{p}' holds a {file_arch!r}.")
         arch = file_arch
-        state, kwargs = blob["state_dict"], dict(blob["arch_kwargs"])
-        metadata = dict(blob.get("metadata", {}))
+        state, kwargs = _check_state(blob["state_dict"], p), dict(blob["arch_kwargs"])
+        metadata = dict(blob.get("metadata") or {})
     else:
-        state = blob.get("state_dict", blob.get("model", blob))
+        state = _check_state(blob.get("state_dict", blob.get("model", blob)), p)
         if arch is None:
             raise ValueError(
                 f"`arch` is required to load the plain state_dict in '{p}'; "
