@@ -46,6 +46,7 @@ import torch
 import samplers
 from smoothing._io import write_atomic
 from smoothing._labels import HEADERS, HEURISTIC_FOOTNOTE, is_unsound, soundness_note
+from smoothing._progress import interactive, progress_bar
 from smoothing._sampling import check_int
 from smoothing.datasets._common import IGNORE_INDEX
 from smoothing.distributed import DistContext, DistributedSegCertify, rank_results_path
@@ -741,7 +742,9 @@ class CertificationRun:
             :func:`~smoothing.distributed.rank_results_path`. The noise does not depend
             on them.
         progress : bool, default True
-            tqdm bars on stderr: over the inputs and over each input's sampling batches.
+            tqdm bars on stderr: over the inputs and over each input's sampling batches;
+            when stderr is not a terminal, plain lines over the inputs instead (no
+            escape codes). A resumed run's bar starts at ``reused k/N``.
         sample_ctx : DistContext, optional
             Sharded sampling (``--shard samples``): every rank of this context
             certifies every input together, each drawing its share of the ``n0`` and
@@ -788,7 +791,7 @@ class CertificationRun:
         bar = _progress_bar(len(mine), sum(all((i, k) in done for k in keys) for i in mine),
                             progress, rank, world_size)
         for cert in self.certifiers.values():
-            cert.progress = progress
+            cert.progress = progress and interactive(sys.stderr)  # batch bars: terminal only
         try:
             for index in mine:
                 todo = [k for k in keys if (index, k) not in done]
@@ -879,11 +882,10 @@ def _label_dtype(num_classes: int) -> type[np.signedinteger]:
 
 
 def _progress_bar(total: int, initial: int, progress: bool, rank: int, world_size: int) -> Any:
-    from tqdm import tqdm  # a disabled bar does nothing
-
+    """tqdm on a terminal, plain lines elsewhere (:func:`smoothing._progress.progress_bar`)."""
     desc = "certify" if world_size == 1 else f"certify (rank {rank})"
-    return tqdm(total=total, initial=initial, desc=desc, unit="input", file=sys.stderr,
-                dynamic_ncols=True, disable=not progress)
+    return progress_bar(total=total, initial=initial, desc=desc, unit="input",
+                        enabled=progress, file=sys.stderr, dynamic_ncols=True)
 
 
 def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> CertificationRun:

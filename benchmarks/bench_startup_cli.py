@@ -1,0 +1,134 @@
+"""Benchmark the start-up of the ``segcertify`` command line against ``import argparse``.
+
+Every command runs in a fresh ``python`` subprocess (``PYTHONPATH`` = this checkout,
+stdout/stderr to a pipe, ``.pyc`` files written by a warm-up run as an install
+has them), the commands interleaved round by round so that a busy
+machine slows them alike. We report the median wall time of ``repeats`` rounds and
+its ratio to the baseline ``python -c "import argparse"`` measured in the same run.
+``segcertify`` is run as the console script that ``pip`` writes (the same three
+lines, from a temporary file); ``import torch`` is shown for scale.
+
+Target (issue 13.5): every ``--help`` <= 1.2x the baseline.
+
+Usage::
+
+    python benchmarks/bench_startup_cli.py                 # writes docs/benchmarks.md
+    python benchmarks/bench_startup_cli.py --quick --out -  # smoke test, print only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _doc import write_section  # benchmarks/ is on sys.path when run as a script
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = 1.2
+
+#: What ``pip install`` writes as the ``segcertify`` script (entry point smoothing.cli:main).
+CONSOLE_SCRIPT = """\
+import re
+import sys
+from smoothing.cli import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
+"""
+
+
+def commands(script: str, *, torch: bool) -> dict[str, list[str]]:
+    """Label -> argv; the first one is the baseline."""
+    py = sys.executable
+    cmds = {
+        'python -c "import argparse"': [py, "-c", "import argparse"],
+        "segcertify --help": [py, script, "--help"],
+        "segcertify certify --help": [py, script, "certify", "--help"],
+        "python -m smoothing --help": [py, "-m", "smoothing", "--help"],
+    }
+    if torch:
+        cmds['python -c "import torch"'] = [py, "-c", "import torch"]
+    return cmds
+
+
+def time_once(argv: list[str], env: dict[str, str]) -> float:
+    """Wall seconds of one subprocess (its exit status must be 0)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True)
+    dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv} failed: {proc.stderr.decode()[-500:]}")
+    return dt
+
+
+def measure(repeats: int, *, torch: bool) -> list[dict[str, object]]:
+    """Median seconds and ratio to the baseline of every command, interleaved rounds."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an install has .pyc files: the warm-up writes them
+    with tempfile.TemporaryDirectory() as tmp:
+        script = str(Path(tmp) / "segcertify")
+        Path(script).write_text(CONSOLE_SCRIPT)
+        cmds = commands(script, torch=torch)
+        for argv in cmds.values():  # warm the file cache and the .pyc files
+            time_once(argv, env)
+        times: dict[str, list[float]] = {k: [] for k in cmds}
+        for _ in range(repeats):
+            for label, argv in cmds.items():
+                if label.endswith('"import torch"') and len(times[label]) >= 5:
+                    continue  # for scale only: a few runs suffice
+                times[label].append(time_once(argv, env))
+    base = statistics.median(next(iter(times.values())))
+    rows = []
+    for label, ts in times.items():
+        med = statistics.median(ts)
+        rows.append({"command": label, "median_ms": 1e3 * med, "ratio": med / base,
+                     "runs": len(ts)})
+    return rows
+
+
+def to_markdown(rows: list[dict[str, object]], repeats: int) -> str:
+    lines = [
+        f"Measured by `benchmarks/bench_startup_cli.py` on {platform.machine()} "
+        f"({os.cpu_count()} CPUs, Python {platform.python_version()}), median of "
+        f"{repeats} interleaved subprocess runs each; ratio = median / median of "
+        '`python -c "import argparse"` in the same run. Target: every `--help` '
+        f"<= {TARGET}x.",
+        "",
+        "| command | median (ms) | ratio | target met |",
+        "|---|---:|---:|---|",
+    ]
+    for r in rows:
+        cmd = str(r["command"])
+        met = ("yes" if float(r["ratio"]) <= TARGET else "**no**") if "--help" in cmd else ""
+        lines.append(f"| `{cmd}` | {float(r['median_ms']):.1f} | {float(r['ratio']):.2f}x "
+                     f"| {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=31, help="rounds (default: %(default)s)")
+    ap.add_argument("--quick", action="store_true", help="5 rounds, no torch")
+    ap.add_argument("--no-torch", action="store_true", help="skip the `import torch` row")
+    ap.add_argument("--out", default=None,
+                    help="'-' prints only; default: the start-up section of docs/benchmarks.md")
+    args = ap.parse_args(argv)
+    repeats = 5 if args.quick else args.repeats
+    rows = measure(repeats, torch=not (args.quick or args.no_torch))
+    md = to_markdown(rows, repeats)
+    print(md)
+    if args.out != "-":
+        path = write_section("startup-cli", "Start-up of the segcertify command line", md)
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
