@@ -608,7 +608,7 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
             continue
         a, b = old.get(key), new.get(key)
         if a != b:
-            diffs.append(f"{key} {json.dumps(a)} -> {json.dumps(b)}")
+            diffs.append(f"`{key}` {json.dumps(a)} -> {json.dumps(b)}")
     return diffs
 
 
