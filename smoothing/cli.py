@@ -31,11 +31,11 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms of start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any
 
     from smoothing import runner
@@ -419,6 +419,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _memoize_gettext() -> Callable[[str], str]:
+    """Make argparse translate each message once; return the original to restore.
+
+    argparse passes every header and help string through :func:`gettext.gettext`,
+    which searches the message catalogues again on each call (~30 calls, a few ms of
+    a ``--help`` that should cost about an ``import argparse``). The answers do not
+    change while the parser is built and used.
+    """
+    original: Callable[[str], str] = argparse._  # type: ignore[attr-defined]
+    cache: dict[str, str] = {}
+
+    def translate(message: str) -> str:
+        if message not in cache:
+            cache[message] = original(message)
+        return cache[message]
+
+    argparse._ = translate  # type: ignore[attr-defined]
+    return original
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``segcertify`` with ``argv`` (default: ``sys.argv[1:]``); the exit status.
 
@@ -427,17 +447,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupted. A command whose packages of the ``torch`` extra are missing ends
     with one line naming ``pip install 'segcertify[torch]'``.
     """
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv:  # bare `segcertify`: the usage and the commands, as argparse would
-        print(parser.format_help(), end="", file=sys.stderr)
-        return 2
+    original = _memoize_gettext()
     try:
+        parser = build_parser()
+        if not argv:  # bare `segcertify`: the usage and the commands, as argparse would
+            print(parser.format_help(), end="", file=sys.stderr)
+            return 2
         args = parser.parse_args(argv)
     except _UsageError as err:
         return _fail(err)
     except SystemExit as exc:  # --help, --version
         return int(exc.code or 0) if not isinstance(exc.code, str) else _fail(exc.code)
+    finally:
+        argparse._ = original  # type: ignore[attr-defined]
     try:
         return args.func(args)
     except ImportError as err:

@@ -201,3 +201,13 @@ def test_terminal_bar_says_reused():
     bar = progress_bar(total=20, initial=20, desc="certify", unit="input", file=out)
     bar.close()
     assert "reused 20/20" in out.getvalue()
+
+
+def test_main_restores_argparse_gettext(capsys):
+    import argparse
+    import gettext
+
+    assert cli.main(["--help"]) == 0
+    assert cli.main(["certify", "--n", "ten", "--out", "o"]) == 2
+    capsys.readouterr()
+    assert argparse._ is gettext.gettext  # type: ignore[attr-defined]
