@@ -211,3 +211,16 @@ def test_main_restores_argparse_gettext(capsys):
     assert cli.main(["certify", "--n", "ten", "--out", "o"]) == 2
     capsys.readouterr()
     assert argparse._ is gettext.gettext  # type: ignore[attr-defined]
+
+
+def test_lazy_package_names_resolve_on_first_use():
+    proc = _python(["-c", "import sys, smoothing; print('torch' in sys.modules); "
+                          "print(smoothing.SegCertify.__name__, smoothing.ABSTAIN); "
+                          "print(sorted(smoothing.__all__) == sorted(smoothing._LAZY)); "
+                          "print(set(smoothing.__all__) <= set(dir(smoothing)))"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "SegCertify", "-1", "True", "True"]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        import smoothing
+
+        smoothing.nope  # noqa: B018
