@@ -65,11 +65,10 @@ class _UsageError(Exception):
 class _Formatter(argparse.HelpFormatter):
     """argparse's formatter, sized without importing :mod:`shutil` (~2 ms of start-up)."""
 
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        if width is None:
-            width = _terminal_columns() - 2
-        super().__init__(prog, indent_increment, max_help_position, width)
+    def __init__(self, prog: str, *args: Any, **kwargs: Any) -> None:
+        if len(args) < 3 and kwargs.get("width") is None:  # width is the 4th parameter
+            kwargs["width"] = _terminal_columns() - 2
+        super().__init__(prog, *args, **kwargs)
 
 
 def _terminal_columns() -> int:
@@ -137,7 +136,6 @@ def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
             elif action.option_strings and action.dest != argparse.SUPPRESS:
                 longs = [o for o in action.option_strings if o.startswith("--")]
                 names.setdefault(action.dest, (longs or action.option_strings)[0])
-    names.setdefault("data_root", "--data-root")
     return names
 
 
