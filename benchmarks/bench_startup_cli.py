@@ -123,8 +123,8 @@ def to_markdown(rows: list[dict[str, object]], repeats: int) -> str:
         cmd = str(r["command"])
         met = ("yes" if float(r["ratio"]) <= TARGET else "**no**") if cmd.startswith(
             ("segcertify", "python -m")) else ""
-        lines.append(f"| `{cmd}` | {float(r['median_ms']):.1f} | {float(r['ratio']):.2f}x "
-                     f"| {float(r['cpu_ms']):.1f} | {float(r['cpu_ratio']):.2f}x | {met} |")
+        lines.append(f"| `{cmd}` | {float(r['median_ms']):.1f} | {float(r['ratio']):.3f}x "
+                     f"| {float(r['cpu_ms']):.1f} | {float(r['cpu_ratio']):.3f}x | {met} |")
     lines += [
         "",
         "None of the `--help` commands imports torch, numpy, numba, scipy or the runner "
