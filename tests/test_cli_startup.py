@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smoothing import cli
 
@@ -224,3 +226,16 @@ def test_lazy_package_names_resolve_on_first_use():
         import smoothing
 
         smoothing.nope  # noqa: B018
+
+
+_FLAGS = cli._flag_names(cli.build_parser())
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_characters="`"), max_size=40),
+       st.sampled_from(sorted(_FLAGS)))
+def test_name_flags_rewrites_only_backticked_parameters(text, dest):
+    parser = cli.build_parser()
+    assert cli._name_flags(text, parser) == text  # nothing in backticks: unchanged
+    assert cli._name_flags(f"{text}`{dest}`{text}", parser) == f"{text}`{_FLAGS[dest]}`{text}"
+    assert _FLAGS[dest].startswith("-")
