@@ -14,41 +14,156 @@ Subcommands:
 
 Bad options, missing files, a model that does not fit the data set and a resume
 with other options all end with ONE line ``segcertify: error: ...`` on stderr and
-exit status 2, before anything is written. See ``docs/cli.md``.
+exit status 2, before anything is written; messages name the flag (``--data-root``).
+See ``docs/cli.md``.
+
+Start-up: this module builds the parser from the standard library only; torch,
+numpy and :mod:`smoothing.runner` are imported by the command handlers, so that
+``segcertify --help`` costs about as much as ``import argparse``
+(``benchmarks/bench_startup_cli.py``). Without torch installed, a command that
+needs it ends with one line naming the ``torch`` extra.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from smoothing import runner
-from smoothing._labels import HEURISTIC
-from smoothing.segcertify import CERTIFYING_CORRECTIONS
+TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms of start-up
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from smoothing import runner
 
 __all__ = ["build_parser", "main"]
 
 PROG = "segcertify"
+
+#: Choices of the parser, kept here so that building it imports neither torch nor the
+#: runner; tests/test_cli_startup.py checks them against ``runner.DATASETS``,
+#: ``runner.SAMPLERS`` and ``smoothing.CERTIFYING_CORRECTIONS``.
+DATASET_NAMES: tuple[str, ...] = ("streets", "parts", "cityscapes", "pascal-context",
+                                  "shapenet-part")
+SAMPLER_NAMES: tuple[str, ...] = ("gaussian", "laplace", "rotation-z", "rotation-3d")
+CORRECTION_NAMES: tuple[str, ...] = ("bonferroni", "generalized_bonferroni", "holm",
+                                     "lehmann_romano")
+#: Rotation axes of ``--sampler rotation-z`` (:class:`samplers.RotationZ`).
+AXIS_NAMES: tuple[str, ...] = ("x", "y", "z")
+#: Packages of the ``torch`` extra (``pip install 'segcertify[torch]'``).
+_TORCH_EXTRA = frozenset({"torch", "tqdm", "PIL"})
 
 
 class _UsageError(Exception):
     """Raised instead of argparse's print-usage-and-exit."""
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, sized without importing :mod:`shutil` (~2 ms of start-up)."""
+
+    def __init__(self, prog: str, *args: Any, **kwargs: Any) -> None:
+        if len(args) < 3 and kwargs.get("width") is None:  # width is the 4th parameter
+            kwargs["width"] = _terminal_columns() - 2
+        super().__init__(prog, *args, **kwargs)
+
+
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``: $COLUMNS, else the terminal's, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)  # subparsers are _Parser too
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise _UsageError(message)
 
 
 def _fail(message: object) -> int:
-    """Print ONE error line (newlines folded) and return exit status 2."""
-    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    """Print ONE error line (newlines folded, options named as flags); exit status 2."""
+    text = _name_flags(" ".join(str(message).split()), build_parser())
+    print(f"{PROG}: error: {text}", file=sys.stderr)
     return 2
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (importlib.metadata is slow)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"{PROG} {_version()}")
+        parser.exit()
+
+
+def _version() -> str:
+    """The installed distribution's version (``unknown`` when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("segcertify")
+    except PackageNotFoundError:  # pragma: no cover - a source tree, not installed
+        return "unknown (not installed)"
+
+
+def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Python parameter name -> its flag (``data_root`` -> ``--data-root``), all commands."""
+    names: dict[str, str] = {}
+    parsers = [parser]
+    while parsers:
+        p = parsers.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.option_strings and action.dest != argparse.SUPPRESS:
+                longs = [o for o in action.option_strings if o.startswith("--")]
+                names.setdefault(action.dest, (longs or action.option_strings)[0])
+    return names
+
+
+def _name_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    """Write the options of ``message`` as flags: `` `data_root` `` -> `` `--data-root` ``.
+
+    The runner's messages name the Python parameters in backticks; the CLI user typed
+    flags. Names without a flag (``out`` is positional in ``summarize``) stay.
+
+    Examples
+    --------
+    >>> _name_flags("dataset 'cityscapes' needs `data_root` (its folder).", build_parser())
+    "dataset 'cityscapes' needs `--data-root` (its folder)."
+    >>> _name_flags("`n` must be >= 1; got 0.", build_parser())
+    '`--n` must be >= 1; got 0.'
+    """
+    flags = _flag_names(parser)
+    return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)`",
+                  lambda m: f"`{flags.get(m.group(1), m.group(1))}`", message)
+
+
+def _missing_extra(err: ImportError) -> str | None:
+    """The one-line message for a missing package of the ``torch`` extra, else ``None``."""
+    root = (err.name or "").split(".")[0]
+    if root not in _TORCH_EXTRA:
+        return None
+    return (f"this command needs {root!r}, which is not installed; install the torch "
+            "extra: pip install 'segcertify[torch]'")
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -64,7 +179,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="streets", choices=tuple(runner.DATASETS),
+    g.add_argument("--dataset", default="streets", choices=DATASET_NAMES,
                    help="streets/parts are built in; the others need --data-root "
                         "(default: %(default)s)")
     g.add_argument("--data-root", metavar="PATH", help="folder of a real data set")
@@ -86,11 +201,13 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
 
 def _add_certify_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("certification (lists make a grid)")
-    g.add_argument("--sampler", default="gaussian", choices=tuple(runner.SAMPLERS),
+    g.add_argument("--sampler", default="gaussian", choices=SAMPLER_NAMES,
                    help="smoothing noise (default: %(default)s)")
     g.add_argument("--sigma", nargs="+", type=float, metavar="S",
                    help="noise level(s): Gaussian/rotation std, Laplace scale (default: the "
                         "model's training sigma)")
+    g.add_argument("--axis", choices=AXIS_NAMES,
+                   help="rotation axis of --sampler rotation-z (default: z)")
     g.add_argument("--n0", type=int, default=10, help="guessing samples (default: %(default)s)")
     g.add_argument("--n", "--num-samples", dest="n", nargs="+", type=int, default=[100],
                    metavar="N", help="testing samples (default: 100; spell it --num-samples "
@@ -99,7 +216,7 @@ def _add_certify_options(p: argparse.ArgumentParser) -> None:
                    help="threshold(s) in [0.5, 1) (default: 0.75)")
     g.add_argument("--alpha", type=float, default=0.001,
                    help="FWER of each certificate (default: %(default)s)")
-    g.add_argument("--correction", default="holm", choices=sorted(CERTIFYING_CORRECTIONS),
+    g.add_argument("--correction", default="holm", choices=CORRECTION_NAMES,
                    help="multiple-testing correction (default: %(default)s)")
     g.add_argument("--k", type=int, default=1,
                    help="k of the k-FWER corrections (default: %(default)s)")
@@ -119,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = _Parser(prog=PROG, description="Certified segmentation by randomized smoothing "
                                             "(SEGCERTIFY).")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the installed segcertify version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("certify", help="certify a data set over a (sigma, tau, n) grid; "
@@ -158,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config_from_args(args: argparse.Namespace) -> runner.RunConfig:
+    from smoothing import runner
+
     return runner.RunConfig(
         dataset=args.dataset, model=args.model, checkpoint=args.checkpoint, arch=args.arch,
         data_root=args.data_root, split=args.split,
@@ -166,7 +287,7 @@ def _config_from_args(args: argparse.Namespace) -> runner.RunConfig:
         sigma=tuple(args.sigma) if args.sigma else None, n0=args.n0, n=tuple(args.n),
         tau=tuple(args.tau), alpha=args.alpha, correction=args.correction, k=args.k,
         batch_size=args.batch_size, num_inputs=args.num_inputs, start=args.start,
-        stride=args.stride, seed=args.seed,
+        stride=args.stride, seed=args.seed, axis=args.axis,
     )  # fmt: skip
 
 
@@ -188,6 +309,8 @@ def _distributed() -> Any:
 
 def _prepare(args: argparse.Namespace, device: object) -> runner.CertificationRun:
     """Validate everything (no writes); warnings are shown only if it succeeds."""
+    from smoothing import runner
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         run = runner.prepare(_config_from_args(args), device=device)
@@ -198,6 +321,8 @@ def _prepare(args: argparse.Namespace, device: object) -> runner.CertificationRu
 
 
 def _print_summary(out: Path, summary: runner.Summary) -> None:
+    from smoothing import runner
+
     csv_path, md_path = runner.write_summary(out, summary)
     print(summary.to_markdown(), end="")
     print(f"{PROG}: wrote {csv_path} and {md_path}", file=sys.stderr)
@@ -222,6 +347,8 @@ def _certify(args: argparse.Namespace, ctx: Any) -> int:
     except (ValueError, TypeError, OSError) as err:
         return _fail(err)
     if (ctx is None or ctx.is_main) and not all(c.sound for c in run.certifiers.values()):
+        from smoothing._labels import HEURISTIC
+
         print(f"{PROG}: warning: sampler {args.sampler!r} with correction "
               f"{args.correction!r} gives certificates that are {HEURISTIC}: the radius is "
               "not a proven bound; every table row of this run is marked so.",
@@ -247,11 +374,15 @@ def _certify(args: argparse.Namespace, ctx: Any) -> int:
     if ctx is not None:
         ctx.barrier()  # every rank's results are in before the summary
     if ctx is None or ctx.is_main:
+        from smoothing import runner
+
         _print_summary(args.out, runner.summarize(args.out))
     return 0
 
 
 def _cmd_summarize(args: argparse.Namespace) -> int:
+    from smoothing import runner
+
     try:
         summary = runner.summarize(args.out)
     except (ValueError, OSError) as err:
@@ -273,6 +404,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         from smoothing.demo import run_demo
     except ImportError as err:
+        if _missing_extra(err):
+            raise  # main() prints the one-line install hint
         return _fail(f"the demo is not available: {err}")
     try:
         run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress)
@@ -284,16 +417,52 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _memoize_gettext() -> Callable[[str], str]:
+    """Make argparse translate each message once; return the original to restore.
+
+    argparse passes every header and help string through :func:`gettext.gettext`,
+    which searches the message catalogues again on each call (~30 calls, a few ms of
+    a ``--help`` that should cost about an ``import argparse``). The answers do not
+    change while the parser is built and used.
+    """
+    original: Callable[[str], str] = argparse._  # type: ignore[attr-defined]
+    cache: dict[str, str] = {}
+
+    def translate(message: str) -> str:
+        if message not in cache:
+            cache[message] = original(message)
+        return cache[message]
+
+    argparse._ = translate  # type: ignore[attr-defined]
+    return original
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``segcertify`` with ``argv`` (default: ``sys.argv[1:]``); the exit status.
 
     Returns 0 on success, 2 for a usage or validation error (one line on stderr,
-    nothing written), 130 when interrupted.
+    nothing written) and for a bare ``segcertify`` (the usage on stderr), 130 when
+    interrupted. A command whose packages of the ``torch`` extra are missing ends
+    with one line naming ``pip install 'segcertify[torch]'``.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    original = _memoize_gettext()
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if not argv:  # bare `segcertify`: the usage and the commands, as argparse would
+            print(parser.format_help(), end="", file=sys.stderr)
+            return 2
+        args = parser.parse_args(argv)
     except _UsageError as err:
         return _fail(err)
-    except SystemExit as exc:  # --help
+    except SystemExit as exc:  # --help, --version
         return int(exc.code or 0) if not isinstance(exc.code, str) else _fail(exc.code)
-    return args.func(args)
+    finally:
+        argparse._ = original  # type: ignore[attr-defined]
+    try:
+        return args.func(args)
+    except ImportError as err:
+        hint = _missing_extra(err)
+        if hint is None:
+            raise
+        return _fail(hint)

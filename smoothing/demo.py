@@ -223,9 +223,9 @@ def _timed_forward(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
+    from smoothing._progress import progress_bar  # plain lines when not a terminal
 
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+    return progress_bar(total=total, desc=desc, enabled=enabled, leave=False)
 
 
 # ---------------------------------------------------------------------------

@@ -46,6 +46,7 @@ import torch
 import samplers
 from smoothing._io import FolderLock, remove_stale_temps, temp_tag, write_atomic
 from smoothing._labels import HEADERS, HEURISTIC_FOOTNOTE, is_unsound, soundness_note
+from smoothing._progress import interactive, progress_bar
 from smoothing._sampling import check_int
 from smoothing.datasets._common import IGNORE_INDEX
 from smoothing.distributed import DistContext, DistributedSegCertify, rank_results_path
@@ -168,9 +169,13 @@ class RunConfig:
         Noisy copies per forward pass (part of the noise stream, hence compared).
     num_inputs, start, stride : int
         Inputs ``start, start + stride, ...``; ``num_inputs`` of them (default: 100
-        for streets, 96 for parts, all for the real data sets).
+        for streets, 96 for parts, all for the real data sets). A resume may raise
+        ``num_inputs`` when nothing else changed: only the new inputs are certified.
     seed : int, default 0
         Base seed of the noise.
+    axis : {'x', 'y', 'z'}, optional
+        Rotation axis of the ``'rotation-z'`` sampler (default ``'z'``); not allowed
+        with the other samplers.
     """
 
     dataset: str = "streets"
@@ -195,6 +200,7 @@ class RunConfig:
     start: int = 0
     stride: int = 1
     seed: int = 0
+    axis: str | None = None
 
     def __post_init__(self) -> None:
         # a scalar is a one-point grid; lists become tuples (hashable, comparable)
@@ -305,6 +311,7 @@ def _check_config(cfg: RunConfig) -> None:
         raise ValueError(f"`data_root` is not used by the built-in dataset {cfg.dataset!r}.")
     if not info.synthetic and cfg.data_root is None:
         raise ValueError(f"dataset {cfg.dataset!r} needs `data_root` (its folder).")
+    _check_axis(cfg)
     if cfg.image_size is not None:
         _check_image_size(cfg.image_size)
 
@@ -321,6 +328,17 @@ def _check_image_size(size: object) -> None:
             f"`image_size` {int(size[0])} x {int(size[1])} has {int(size[0]) * int(size[1])} "
             f"pixels; at most {MAX_IMAGE_PIXELS} (2**24, e.g. 4096 x 4096) are supported."
         )
+
+
+def _check_axis(cfg: RunConfig) -> None:
+    """``axis`` is one of x/y/z and only given with the 'rotation-z' sampler."""
+    if cfg.axis is None:
+        return
+    if cfg.axis not in ("x", "y", "z"):
+        raise ValueError(f"`axis` must be one of x, y, z; got {cfg.axis!r}.")
+    if cfg.sampler != "rotation-z":
+        raise ValueError(f"`axis` applies to the 'rotation-z' sampler only; got sampler "
+                         f"{cfg.sampler!r}.")
 
 
 # --------------------------------------------------------------------------- loading
@@ -434,12 +452,15 @@ def _model_kind(model: torch.nn.Module) -> tuple[str, str]:
     return ("image", "BCHW") if isinstance(model, SmallUNet) else ("points", "BNC")
 
 
-def _make_sampler(name: str, sigma: float, kind: str) -> samplers.Sampler:
+def _make_sampler(name: str, sigma: float, kind: str,
+                  axis: str | None = None) -> samplers.Sampler:
     cls, param, points_only = SAMPLERS[name]
     if points_only and kind != "points":
         raise ValueError(f"sampler {name!r} rotates point clouds; the data set holds images.")
     if cls in (samplers.GaussianL2, samplers.LaplaceL1):
         return cls(sigma, point_cloud=kind == "points")
+    if axis is not None:
+        return cls(sigma, axis=axis)
     return cls(sigma)
 
 
@@ -625,15 +646,41 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
             continue
         a, b = old.get(key), new.get(key)
         if a != b:
-            diffs.append(f"{key} {json.dumps(a)} -> {json.dumps(b)}")
+            diffs.append(f"`{key}` {json.dumps(a)} -> {json.dumps(b)}")
     return diffs
+
+
+def _grows_inputs(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether ``new`` asks for more inputs than the run ``old`` and differs in nothing else.
+
+    The first ``num_inputs`` inputs of both runs are then the same and so is their
+    noise (:func:`noise_seed` depends on the input and the grid point only), so the
+    recorded results stay valid. A built-in synthetic data set is generated up to
+    the last selected input, so its ``dataset_size`` grows too (item ``i`` does not
+    depend on the length); a real data set's size must not change.
+    """
+    a, b = old.get("config", {}), new.get("config", {})
+    na, nb = a.get("num_inputs"), b.get("num_inputs")
+    if not (isinstance(na, int) and isinstance(nb, int) and nb > na):
+        return False
+    da, db = old.get("derived", {}), new.get("derived", {})
+    size_a, size_b = da.get("dataset_size"), db.get("dataset_size")
+    info = DATASETS.get(str(b.get("dataset")))
+    if size_a != size_b and not (info is not None and info.synthetic
+                                 and isinstance(size_a, int) and isinstance(size_b, int)
+                                 and size_b > size_a):
+        return False
+    return not _differences({**a, "num_inputs": nb}, b) and not _differences(
+        {**da, "dataset_size": size_b}, db)
 
 
 def check_output_dir(out_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> bool:
     """Check that a run with ``record`` (its ``config.json``) may write to ``out_dir``.
 
     Returns ``True`` if ``out_dir`` holds the same run (a resume), ``False`` if it is
-    new (absent or empty of results). Writes nothing.
+    new (absent or empty of results). Writes nothing. A run extended with more inputs
+    (a larger ``num_inputs``, nothing else changed) is a resume
+    (:func:`_grows_inputs`).
 
     Raises
     ------
@@ -652,8 +699,12 @@ def check_output_dir(out_dir: str | os.PathLike[str], record: Mapping[str, Any])
             raise ValueError(f"'{out}' holds results but no config.json; use another `out`.")
         return False
     old = _read_config(out)
-    diffs = _differences(old.get("config", {}), record["config"])
-    diffs += _differences(old.get("derived", {}), record["derived"])
+    old_config, old_derived = old.get("config", {}), old.get("derived", {})
+    if _grows_inputs(old, record):
+        old_config = {**old_config, "num_inputs": record["config"]["num_inputs"]}
+        old_derived = {**old_derived, "dataset_size": record["derived"]["dataset_size"]}
+    diffs = _differences(old_config, record["config"])
+    diffs += _differences(old_derived, record["derived"])
     if diffs:
         raise ValueError(
             f"'{out}' holds a run with other options ({'; '.join(diffs)}); resume with the "
@@ -729,7 +780,9 @@ class CertificationRun:
             :func:`~smoothing.distributed.rank_results_path`. The noise does not depend
             on them.
         progress : bool, default True
-            tqdm bars on stderr: over the inputs and over each input's sampling batches.
+            tqdm bars on stderr: over the inputs and over each input's sampling batches;
+            when stderr is not a terminal, plain lines over the inputs instead (no
+            escape codes). A resumed run's bar starts at ``reused k/N``.
         sample_ctx : DistContext, optional
             Sharded sampling (``--shard samples``): every rank of this context
             certifies every input together, each drawing its share of the ``n0`` and
@@ -790,7 +843,7 @@ class CertificationRun:
         bar = _progress_bar(len(mine), sum(all((i, k) in done for k in keys) for i in mine),
                             progress, rank, world_size)
         for cert in self.certifiers.values():
-            cert.progress = progress
+            cert.progress = progress and interactive(sys.stderr)  # batch bars: terminal only
         try:
             for index in mine:
                 todo = [k for k in keys if (index, k) not in done]
@@ -806,8 +859,11 @@ class CertificationRun:
         """Check/create the output folder and clean this rank's leftovers; resumed?"""
         resumed = check_output_dir(out, self.record)
         (out / "labels").mkdir(parents=True, exist_ok=True)
-        if not resumed:
-            write_atomic(out / "config.json", (json.dumps(self.record, indent=2) + "\n").encode(),
+        recorded = _read_config(out).get("config", {}) if resumed else {}
+        if not resumed or recorded.get("num_inputs") != self.config.num_inputs:
+            # a new run, or one extended with more inputs: (re)write its options
+            write_atomic(out / "config.json",
+                         (json.dumps(self.record, indent=2) + "\n").encode(),
                          temp_tag(f".rank{rank}"))
         repair_jsonl(rank_results_path(out, rank, world_size))
         for folder in (out, out / "labels"):  # only this process's or dead ones' temps
@@ -879,11 +935,10 @@ def _label_dtype(num_classes: int) -> type[np.signedinteger]:
 
 
 def _progress_bar(total: int, initial: int, progress: bool, rank: int, world_size: int) -> Any:
-    from tqdm import tqdm  # a disabled bar does nothing
-
+    """tqdm on a terminal, plain lines elsewhere (:func:`smoothing._progress.progress_bar`)."""
     desc = "certify" if world_size == 1 else f"certify (rank {rank})"
-    return tqdm(total=total, initial=initial, desc=desc, unit="input", file=sys.stderr,
-                dynamic_ncols=True, disable=not progress)
+    return progress_bar(total=total, initial=initial, desc=desc, unit="input",
+                        enabled=progress, file=sys.stderr, dynamic_ncols=True)
 
 
 def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> CertificationRun:
@@ -943,7 +998,7 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> Certif
     indices = _select(cfg, len(dataset))
     cfg = replace(cfg, num_inputs=len(indices))
     grid = [GridPoint(s, t, n) for s in cfg.sigma for t in cfg.tau for n in cfg.n]
-    samplers_ = {s: _make_sampler(cfg.sampler, s, kind) for s in cfg.sigma}
+    samplers_ = {s: _make_sampler(cfg.sampler, s, kind, cfg.axis) for s in cfg.sigma}
     certifiers = {
         g.key: SegCertify(model, samplers_[g.sigma], num_classes=num_classes, n0=cfg.n0, n=g.n,
                           tau=g.tau, alpha=cfg.alpha, correction=cfg.correction, k=cfg.k,

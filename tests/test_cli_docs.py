@@ -1,0 +1,123 @@
+"""The command sequences of docs/cli.md and the Python blocks of docs/cli.md and
+docs/distributed.md run as written (issue 13.7).
+
+Sizes are reduced only where the docs give them: ``--num-inputs`` (added when absent)
+becomes 2 and every ``--n`` value a tenth (:func:`_fewer`, distinct values stay
+distinct) in every certify command, ``num_inputs=`` 2, ``n=`` 32 and the ``-n100``
+of a label file name its tenth in the Python blocks; every other option is the
+documented one, so a command that reuses another run's ``--out`` with other options
+fails here as it would for a reader. Blocks that
+need a real data set (``--data-root``) or several processes (``torchrun``) are left
+out.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs"
+SMALL_INPUTS = "2"
+
+
+def _fewer(n: str) -> str:
+    """The sample size a test uses for a documented ``n`` (100 -> 10, 1000 -> 100)."""
+    return str(max(8, int(n) // 10))
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def _blocks(page: str, lang: str) -> list[str]:
+    text = (DOCS / page).read_text()
+    return re.findall(rf"^```{lang}\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def _commands(block: str) -> list[list[str]]:
+    """The block's commands (continuations joined, comments dropped) as argv lists."""
+    joined = block.replace("\\\n", " ")
+    return [argv for line in joined.splitlines() if (argv := shlex.split(line, comments=True))]
+
+
+def _runnable(argv: list[str]) -> list[str] | None:
+    """``argv`` for this interpreter with fewer inputs, or None for a command left out."""
+    if argv[0] == ".venv/bin/segcertify":
+        argv = [sys.executable, "-m", "smoothing", *argv[1:]]
+    elif argv[:3] == [".venv/bin/python", "-m", "smoothing"]:
+        argv = [sys.executable, *argv[1:]]
+    else:
+        return None
+    if "certify" in argv:
+        if "--num-inputs" in argv:
+            argv[argv.index("--num-inputs") + 1] = SMALL_INPUTS
+        else:
+            argv += ["--num-inputs", SMALL_INPUTS]
+        if "--n" in argv:
+            i = argv.index("--n") + 1
+            while i < len(argv) and not argv[i].startswith("-"):
+                argv[i] = _fewer(argv[i])
+                i += 1
+        else:
+            argv += ["--n", _fewer("100")]  # the default, reduced
+        argv += ["--device", "cpu"]
+    return argv
+
+
+def test_every_cli_block_uses_the_venv_paths():
+    for block in _blocks("cli.md", "bash"):
+        for argv in _commands(block):
+            assert argv[0].startswith(".venv/bin/"), argv
+
+
+def test_cli_md_command_sequence_runs(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    ran = []
+    for block in _blocks("cli.md", "bash"):
+        if "--data-root" in block or "torchrun" in block:
+            continue
+        for argv in _commands(block):
+            run = _runnable(argv)
+            if run is None:
+                continue
+            proc = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True,
+                                  timeout=600)
+            assert proc.returncode == 0, (argv, proc.stderr[-2000:])
+            ran.append(argv)
+    assert len(ran) >= 4  # the two quick-start forms, the 20-scene grid, the parts run
+    assert (tmp_path / "runs" / "streets-20" / "summary.md").exists()
+
+    # the Python blocks read those runs (and write their own)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        for block in _blocks("cli.md", "python"):
+            code = re.sub(r"num_inputs=\d+", f"num_inputs={SMALL_INPUTS}", block)
+            code = re.sub(r"-n(\d+)\.npz", lambda m: f"-n{_fewer(m.group(1))}.npz", code)
+            exec(compile(code, "docs/cli.md", "exec"), {"__name__": "__docs__"})
+    finally:
+        os.chdir(cwd)
+    assert (tmp_path / "runs" / "streets-py" / "summary.md").exists()
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_distributed_md_python_blocks_run(index, monkeypatch, tmp_path):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    blocks = _blocks("distributed.md", "python")
+    assert len(blocks) >= 2
+    code = re.sub(r"\bn=[\d_]+", "n=32", blocks[index])
+    namespace: dict[str, object] = {"__name__": "__docs__"}
+    exec(compile(code, "docs/distributed.md", "exec"), namespace)
+    if index == 0:
+        assert sorted(namespace["certified"]) == [0, 1]  # type: ignore[call-overload]
+    else:
+        assert len(namespace["records"]) == 4  # type: ignore[arg-type]
