@@ -14,7 +14,7 @@ Counts: :func:`binomial_pvalues`, :func:`certify_counts` (p-values + procedure i
 O(N + n)). Power and planning: :func:`segcertify_power`,
 :func:`expected_certified_fraction`, :func:`required_samples`,
 :func:`clopper_pearson_lower`, :func:`certify_threshold`, :func:`bonferroni_threshold`,
-:func:`guess_probability`.
+:func:`guess_probability`, :func:`min_certifying_samples`.
 """
 
 from multitest._adapter import METHOD_ALIASES, multipletests
@@ -32,6 +32,7 @@ from multitest._fwer import (
     sidak,
 )
 from multitest._hommel import hommel
+from multitest._planning import min_certifying_samples
 from multitest._power import (
     SampleSizePlan,
     bonferroni_threshold,
@@ -70,6 +71,7 @@ __all__ = [
     "holm_sidak",
     "hommel",
     "lehmann_romano",
+    "min_certifying_samples",
     "multipletests",
     "required_samples",
     "segcertify_power",
