@@ -106,6 +106,9 @@ def _add_certify_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=50,
                    help="noisy copies per forward pass (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="noise seed (default: %(default)s)")
+    g.add_argument("--skip-impossible", action="store_true",
+                   help="leave out grid points whose n is too small to certify any "
+                        "component (they are warned about, with the n needed, either way)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,7 +169,7 @@ def _config_from_args(args: argparse.Namespace) -> runner.RunConfig:
         sigma=tuple(args.sigma) if args.sigma else None, n0=args.n0, n=tuple(args.n),
         tau=tuple(args.tau), alpha=args.alpha, correction=args.correction, k=args.k,
         batch_size=args.batch_size, num_inputs=args.num_inputs, start=args.start,
-        stride=args.stride, seed=args.seed,
+        stride=args.stride, seed=args.seed, skip_impossible=args.skip_impossible,
     )  # fmt: skip
 
 

@@ -60,6 +60,7 @@ from smoothing.segcertify import CERTIFYING_CORRECTIONS, SegCertify
 __all__ = [
     "DATASETS",
     "SAMPLERS",
+    "SHARED_SAMPLING_NOTE",
     "SUMMARY_COLUMNS",
     "CertificationRun",
     "GridPoint",
@@ -70,6 +71,7 @@ __all__ = [
     "check_output_dir",
     "input_metrics",
     "noise_seed",
+    "plan_grid",
     "predict_clean",
     "prepare",
     "read_records",
@@ -79,7 +81,9 @@ __all__ = [
 ]
 
 _FORMAT = "segcertify.run"
-_FORMAT_VERSION = 1
+#: 2: the noise is drawn once per (sigma, n) and every tau is tested on those counts
+#: (version 1 drew it again for every tau, so its results differ for the same seed).
+_FORMAT_VERSION = 2
 #: Options that may differ between a run and its resume (they do not change results).
 _NOT_COMPARED = frozenset({"checkpoint", "data_root"})
 
@@ -167,6 +171,9 @@ class RunConfig:
         for streets, 96 for parts, all for the real data sets).
     seed : int, default 0
         Base seed of the noise.
+    skip_impossible : bool, default False
+        Leave out the grid points whose ``n`` is too small to certify any component
+        (:func:`multitest.min_certifying_samples`); otherwise they run with a warning.
     """
 
     dataset: str = "streets"
@@ -191,6 +198,7 @@ class RunConfig:
     start: int = 0
     stride: int = 1
     seed: int = 0
+    skip_impossible: bool = False
 
     def __post_init__(self) -> None:
         # a scalar is a one-point grid; lists become tuples (hashable, comparable)
@@ -229,11 +237,23 @@ class GridPoint:
         """The grid point's name in records and file names."""
         return f"sigma{_fmt(self.sigma)}-tau{_fmt(self.tau)}-n{self.n}"
 
+    @property
+    def sample_key(self) -> str:
+        """The name of its sampling: grid points that differ only in ``tau`` share it.
+
+        Examples
+        --------
+        >>> GridPoint(0.25, 0.75, 100).sample_key == GridPoint(0.25, 0.9, 100).sample_key
+        True
+        """
+        return f"sigma{_fmt(self.sigma)}-n{self.n}"
+
 
 def noise_seed(seed: int, index: int, key: str) -> int:
-    """The seed of the noise of input ``index`` at grid point ``key``.
+    """The seed of the noise of input ``index`` for the sampling ``key``.
 
-    Derived with :class:`numpy.random.SeedSequence` from ``seed``, ``index`` and a
+    A run passes :attr:`GridPoint.sample_key`: the grid points that differ only in
+    ``tau`` share one sampling. Derived with :class:`numpy.random.SeedSequence` from ``seed``, ``index`` and a
     SHA-256 of ``key``: it depends on nothing else (not the order of the inputs, a
     resume or the rest of the grid).
 
@@ -614,6 +634,13 @@ def check_output_dir(out_dir: str | os.PathLike[str], record: Mapping[str, Any])
             raise ValueError(f"'{out}' holds results but no config.json; use another `out`.")
         return False
     old = _read_config(out)
+    if old.get("format_version") != _FORMAT_VERSION:
+        raise ValueError(
+            f"'{out}' holds a run of an older segcertify (run format version "
+            f"{old.get('format_version')}; this version writes {_FORMAT_VERSION}: one "
+            "sampling per (sigma, n) shared by every tau, so the results for the same seed "
+            "differ); it cannot be resumed: choose another `out` (`summarize` still reads it)."
+        )
     diffs = _differences(old.get("config", {}), record["config"])
     diffs += _differences(old.get("derived", {}), record["derived"])
     if diffs:
@@ -769,12 +796,14 @@ class CertificationRun:
         x, y = item[0], item[1].numpy()
         extra = {"category": int(item[2])} if len(item) > 2 else {}
         grid = {g.key: g for g in self.grid}
+        shared: dict[str, Any] = {}  # sample_key -> the certificate of that sampling
         for key in todo:
             bar.set_postfix_str(f"input {index}, {key}", refresh=True)
             if key == "base":
                 record, arrays = self._evaluate_base(index, x, y)
             else:
-                record, arrays = self._evaluate_point(index, x, y, grid[key], sample_ctx)
+                record, arrays = self._evaluate_point(index, x, y, grid[key], sample_ctx,
+                                                      shared)
             if not writer:
                 continue
             rel = f"labels/{index:06d}-{key}.npz"
@@ -795,15 +824,21 @@ class CertificationRun:
         return record, {"labels": labels.astype(_label_dtype(self.num_classes))}
 
     def _evaluate_point(self, index: int, x: torch.Tensor, y: np.ndarray, g: GridPoint,
-                        sample_ctx: DistContext | None = None
+                        sample_ctx: DistContext | None = None,
+                        shared: dict[str, Any] | None = None,
                         ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         cfg = self.config
-        seed = noise_seed(cfg.seed, index, g.key)
+        seed = noise_seed(cfg.seed, index, g.sample_key)
         certifier = self.certifiers[g.key]
-        if sample_ctx is None:
+        first = shared.get(g.sample_key) if shared is not None else None
+        if first is not None:  # same (sigma, n) sampled already: test its counts at tau
+            cert = certifier.retest(first, g.tau)
+        elif sample_ctx is None:
             cert = certifier.certify(x, generator=torch.Generator().manual_seed(seed))
         else:
             cert = DistributedSegCertify(certifier, sample_ctx).certify(x, seed=seed)
+        if shared is not None and first is None:
+            shared[g.sample_key] = cert
         labels = cert.labels.numpy()
         record = {
             "kind": "certify", "input": index, "grid": g.key,
@@ -811,7 +846,8 @@ class CertificationRun:
             "correction": cfg.correction, "k": cfg.k, "sampler": repr(certifier.sampler),
             "radius": _nan_to_none(cert.radius), "sound": cert.sound,
             **input_metrics(labels, y, self.num_classes),
-            "threshold": cert.threshold, "noise_seed": seed,
+            "threshold": cert.threshold, "noise_seed": seed, "sampling": g.sample_key,
+            "sampling_reused": first is not None,
             "time_sampling": cert.time_sampling, "time_testing": cert.time_testing,
         }  # fmt: skip
         if sample_ctx is not None:
@@ -890,7 +926,8 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> Certif
     dataset = _open_dataset(cfg, normals, length)
     indices = _select(cfg, len(dataset))
     cfg = replace(cfg, num_inputs=len(indices))
-    grid = [GridPoint(s, t, n) for s in cfg.sigma for t in cfg.tau for n in cfg.n]
+    first = predict_clean(model, dataset[indices[0]][0], layout=layout, num_classes=num_classes)
+    grid = plan_grid(cfg, first.numel())
     samplers_ = {s: _make_sampler(cfg.sampler, s, kind) for s in cfg.sigma}
     certifiers = {
         g.key: SegCertify(model, samplers_[g.sigma], num_classes=num_classes, n0=cfg.n0, n=g.n,
@@ -898,10 +935,76 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> Certif
                           batch_size=cfg.batch_size, layout=layout)
         for g in grid
     }
-    predict_clean(model, dataset[indices[0]][0], layout=layout, num_classes=num_classes)
     record = _config_record(cfg, sha, num_classes, layout, kind, len(dataset), grid, dev)
     return CertificationRun(cfg, model, dataset, indices, grid, record, dev, layout,
                             num_classes, certifiers)
+
+
+def plan_grid(cfg: RunConfig, num_components: int) -> list[GridPoint]:
+    """The grid of ``cfg``, checked against the smallest ``n`` that can certify.
+
+    A grid point whose ``n`` is below :func:`multitest.min_certifying_samples` at
+    (``num_components``, tau, alpha, correction, k) certifies no component whatever
+    the model: it gets a warning naming the ``n`` needed, or is left out when
+    ``cfg.skip_impossible``.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        Options with ``sigma`` resolved.
+    num_components : int
+        Components (pixels or points) of an input: those of the first selected one.
+
+    Returns
+    -------
+    list of GridPoint
+        ``sigma`` slowest, then ``tau``, then ``n``.
+
+    Raises
+    ------
+    ValueError
+        If ``cfg.skip_impossible`` leaves no grid point.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> cfg = RunConfig(sigma=(0.25,), tau=(0.75, 0.95), n=(100,), skip_impossible=True)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     keys = [g.key for g in plan_grid(cfg, 64 * 128)]
+    >>> keys
+    ['sigma0.25-tau0.75-n100']
+    >>> print(caught[0].message)
+    grid point sigma0.25-tau0.95-n100 cannot certify any component: tau=0.95 with alpha=0.001, holm and 8192 components needs n >= 311; skipped (--skip-impossible).
+    """
+    import warnings
+
+    import multitest
+
+    grid = []
+    for s in cfg.sigma or ():
+        for t in cfg.tau:
+            need = multitest.min_certifying_samples(num_components, float(t), cfg.alpha,
+                                                    cfg.correction, cfg.k)
+            for n in cfg.n:
+                g = GridPoint(s, t, n)
+                if n >= need:
+                    grid.append(g)
+                    continue
+                what = (f"grid point {g.key} cannot certify any component: tau={_fmt(t)} with "
+                        f"alpha={cfg.alpha}, {cfg.correction}"
+                        f"{f' (k={cfg.k})' if cfg.k != 1 else ''} and {num_components} "
+                        f"components needs n >= {need}")
+                if cfg.skip_impossible:
+                    warnings.warn(f"{what}; skipped (--skip-impossible).", stacklevel=2)
+                else:
+                    grid.append(g)
+                    warnings.warn(f"{what}; it runs anyway (--skip-impossible leaves it out).",
+                                  stacklevel=2)
+    if not grid:
+        raise ValueError("every grid point is too small to certify anything and "
+                         "`skip_impossible` leaves them all out; raise `n` (see the warnings).")
+    return grid
 
 
 def _config_record(cfg: RunConfig, sha: str, num_classes: int, layout: str, kind: str,
@@ -974,7 +1077,23 @@ class Summary:
             lines.append("| " + " | ".join(cells) + " |")
         if any(is_unsound(r["sound"]) for r in self.rows):
             lines += ["", HEURISTIC_FOOTNOTE]
+        if _shares_sampling(self.rows):
+            lines += ["", SHARED_SAMPLING_NOTE]
         return "\n".join(lines) + "\n"
+
+
+#: The note under a table whose rows of several tau share one sampling per (sigma, n).
+SHARED_SAMPLING_NOTE = (
+    "Rows with the same sigma and n test every tau on ONE sampling (the same counts); "
+    "each row is its own certificate, valid with probability 1 - alpha, not "
+    "simultaneously over the tau of the grid. Their times each include that shared "
+    "sampling."
+)
+
+
+def _shares_sampling(rows: Sequence[Mapping[str, Any]]) -> bool:
+    pairs = [(r["sigma"], r["n"]) for r in rows if r["method"] != "base"]
+    return len(pairs) != len(set(pairs))
 
 
 def _num(value: float | None, spec: str) -> str:
