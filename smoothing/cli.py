@@ -196,7 +196,10 @@ def _prepare(args: argparse.Namespace, device: object) -> runner.CertificationRu
         run = runner.prepare(_config_from_args(args), device=device)
         runner.check_output_dir(args.out, run.record)
     for w in caught:
-        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        if issubclass(w.category, runner.ImpossibleGridPointWarning):
+            print(f"{PROG}: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return run
 
 

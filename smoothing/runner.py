@@ -64,6 +64,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "CertificationRun",
     "GridPoint",
+    "ImpossibleGridPointWarning",
     "RunConfig",
     "RunReport",
     "Summary",
@@ -253,9 +254,9 @@ def noise_seed(seed: int, index: int, key: str) -> int:
     """The seed of the noise of input ``index`` for the sampling ``key``.
 
     A run passes :attr:`GridPoint.sample_key`: the grid points that differ only in
-    ``tau`` share one sampling. Derived with :class:`numpy.random.SeedSequence` from ``seed``, ``index`` and a
-    SHA-256 of ``key``: it depends on nothing else (not the order of the inputs, a
-    resume or the rest of the grid).
+    ``tau`` share one sampling. Derived with :class:`numpy.random.SeedSequence` from
+    ``seed``, ``index`` and a SHA-256 of ``key``: it depends on nothing else (not the
+    order of the inputs, a resume or the rest of the grid).
 
     Examples
     --------
@@ -940,6 +941,10 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> Certif
                             num_classes, certifiers)
 
 
+class ImpossibleGridPointWarning(UserWarning):
+    """A grid point whose ``n`` is too small to certify any component (see :func:`plan_grid`)."""
+
+
 def plan_grid(cfg: RunConfig, num_components: int) -> list[GridPoint]:
     """The grid of ``cfg``, checked against the smallest ``n`` that can certify.
 
@@ -974,8 +979,9 @@ def plan_grid(cfg: RunConfig, num_components: int) -> list[GridPoint]:
     ...     keys = [g.key for g in plan_grid(cfg, 64 * 128)]
     >>> keys
     ['sigma0.25-tau0.75-n100']
-    >>> print(caught[0].message)
-    grid point sigma0.25-tau0.95-n100 cannot certify any component: tau=0.95 with alpha=0.001, holm and 8192 components needs n >= 311; skipped (--skip-impossible).
+    >>> print(caught[0].message)  # doctest: +NORMALIZE_WHITESPACE
+    grid point sigma0.25-tau0.95-n100 cannot certify any component: tau=0.95 with
+    alpha=0.001, holm and 8192 components needs n >= 311; skipped (--skip-impossible).
     """
     import warnings
 
@@ -996,11 +1002,12 @@ def plan_grid(cfg: RunConfig, num_components: int) -> list[GridPoint]:
                         f"{f' (k={cfg.k})' if cfg.k != 1 else ''} and {num_components} "
                         f"components needs n >= {need}")
                 if cfg.skip_impossible:
-                    warnings.warn(f"{what}; skipped (--skip-impossible).", stacklevel=2)
+                    warnings.warn(f"{what}; skipped (--skip-impossible).",
+                                  ImpossibleGridPointWarning, stacklevel=2)
                 else:
                     grid.append(g)
                     warnings.warn(f"{what}; it runs anyway (--skip-impossible leaves it out).",
-                                  stacklevel=2)
+                                  ImpossibleGridPointWarning, stacklevel=2)
     if not grid:
         raise ValueError("every grid point is too small to certify anything and "
                          "`skip_impossible` leaves them all out; raise `n` (see the warnings).")
