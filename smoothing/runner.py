@@ -77,6 +77,7 @@ __all__ = [
     "prepare",
     "read_records",
     "repair_jsonl",
+    "run_certification",
     "summarize",
     "write_summary",
 ]
@@ -142,7 +143,14 @@ class RunConfig:
         for parts.
     checkpoint, arch : str, optional
         A user's checkpoint (instead of ``model``) and its architecture
-        (``'unet'``/``'pointnet'``; needed for a plain state_dict).
+        (``'unet'``/``'pointnet'``; needed for a plain state_dict). A TorchScript
+        file or an exported program (:mod:`smoothing.models.user`) needs no ``arch``.
+    model_factory : str, optional
+        ``'module:function'`` returning the user's own model
+        (:func:`smoothing.models.user.import_factory`); ``checkpoint`` then holds
+        its weights (optional).
+    model_kwargs : dict, optional
+        JSON-like keyword arguments of ``model_factory``.
     data_root, split : str, optional
         Folder of a real data set; split (default ``'val'``, ``'test'`` for
         ShapeNet and the synthetic sets).
@@ -181,6 +189,8 @@ class RunConfig:
     model: str | None = None
     checkpoint: str | None = None
     arch: str | None = None
+    model_factory: str | None = None
+    model_kwargs: dict[str, Any] | None = None
     data_root: str | None = None
     split: str | None = None
     image_size: tuple[int, int] | None = None
@@ -388,6 +398,32 @@ def _load_model(cfg: RunConfig, num_classes: int,
     return model, _sha256(path), replace(cfg, checkpoint=str(path), arch=arch)
 
 
+def _load_any_model(cfg: RunConfig, num_classes: int, device: torch.device
+                    ) -> tuple[Any, str, RunConfig, str | None]:
+    """:func:`_load_model`, or a user's model (factory, TorchScript, exported program);
+    the last item describes a user's model (``None`` for the built-in kinds)."""
+    from smoothing.models import user
+
+    if cfg.model_kwargs is not None and cfg.model_factory is None:
+        raise ValueError("`model_kwargs` (--model-kwargs) is only used with `model_factory`.")
+    if cfg.model_kwargs is not None and not isinstance(cfg.model_kwargs, dict):
+        raise TypeError(f"`model_kwargs` must be a JSON object (dict); got {cfg.model_kwargs!r}.")
+    plain = cfg.model_factory is None and (
+        cfg.checkpoint is None
+        or user.checkpoint_kind(Path(cfg.checkpoint).expanduser()) == "torch")
+    if plain:
+        return (*_load_model(cfg, num_classes, device), None)
+    if cfg.model is not None or cfg.arch is not None:
+        raise ValueError("`model` and `arch` are for the built-in architectures; a "
+                         "`model_factory`, TorchScript or exported model takes neither.")
+    model, sha, description = user.load_user_model(
+        checkpoint=cfg.checkpoint, factory=cfg.model_factory,
+        factory_kwargs=cfg.model_kwargs, device=device)
+    if cfg.checkpoint is not None:
+        cfg = replace(cfg, checkpoint=str(Path(cfg.checkpoint).expanduser().resolve()))
+    return model, sha, cfg, description
+
+
 def _open_dataset(cfg: RunConfig, normals: bool,
                   length: int | None) -> torch.utils.data.Dataset:
     from smoothing import datasets as D
@@ -432,11 +468,19 @@ def _select(cfg: RunConfig, size: int) -> range:
     return available[: cfg.num_inputs]
 
 
-def _model_kind(model: torch.nn.Module) -> tuple[str, str]:
-    """(input kind, output layout) of a built-in architecture."""
-    from smoothing.models import SmallUNet
+def _model_kind(model: Any, dataset_kind: str = "image") -> tuple[str, str]:
+    """(input kind, output layout): a built-in architecture's, else the data set's.
 
-    return ("image", "BCHW") if isinstance(model, SmallUNet) else ("points", "BNC")
+    A user's model takes the data set's inputs and returns ``(B, K, H, W)`` logits
+    for images, ``(B, N, K)`` for point clouds.
+    """
+    from smoothing.models import PointNetSeg, SmallUNet
+
+    if isinstance(model, SmallUNet):
+        return "image", "BCHW"
+    if isinstance(model, PointNetSeg):
+        return "points", "BNC"
+    return dataset_kind, "BCHW" if dataset_kind == "image" else "BNC"
 
 
 def _make_sampler(name: str, sigma: float, kind: str) -> samplers.Sampler:
@@ -464,8 +508,10 @@ def _default_sigma(cfg: RunConfig, model: torch.nn.Module) -> tuple[float, ...]:
 def predict_clean(model: torch.nn.Module, x: torch.Tensor, *, layout: str,
                   num_classes: int) -> torch.Tensor:
     """The base model's labels for ONE clean input (shape of the components, CPU int64)."""
-    device = next(iter(model.parameters())).device
-    model.eval()
+    from smoothing._sampling import model_device, set_eval
+
+    device = model_device(model, x)
+    set_eval(model)
     try:
         with torch.inference_mode():
             out = model(x.unsqueeze(0).to(device))
@@ -871,7 +917,8 @@ def _progress_bar(total: int, initial: int, progress: bool, rank: int, world_siz
                 dynamic_ncols=True, disable=not progress)
 
 
-def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> CertificationRun:
+def prepare(config: RunConfig, *, device: str | torch.device = "auto",
+            model: Any = None) -> CertificationRun:
     """Validate a run completely without writing anything.
 
     Checks the options, loads the model (``num_classes`` must match the data set),
@@ -885,6 +932,9 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> Certif
     device : str or torch.device, default 'auto'
         Where the model runs ('auto': CUDA if available). It is not part of the
         results' identity (but the noise drawn on a GPU differs from the CPU's).
+    model : torch.nn.Module or callable, optional
+        A model object instead of the config's ``model`` / ``checkpoint`` /
+        ``model_factory`` (which must then be unset): see :func:`run_certification`.
 
     Returns
     -------
@@ -908,8 +958,11 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> Certif
     dev = _resolve_device(device)
     info = DATASETS[config.dataset]
     num_classes = _dataset_classes(config.dataset)
-    model, sha, cfg = _load_model(config, num_classes, dev)
-    kind, layout = _model_kind(model)
+    if model is None:
+        model, sha, cfg, description = _load_any_model(config, num_classes, dev)
+    else:
+        model, sha, cfg, description = _given_model(config, model, dev)
+    kind, layout = _model_kind(model, info.kind)
     if kind != info.kind:
         raise ValueError(
             f"the model takes {'images' if kind == 'image' else 'point clouds'} but dataset "
@@ -937,12 +990,94 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> Certif
         for g in grid
     }
     record = _config_record(cfg, sha, num_classes, layout, kind, len(dataset), grid, dev)
+    if description is not None:
+        record["derived"]["model_description"] = description
     return CertificationRun(cfg, model, dataset, indices, grid, record, dev, layout,
                             num_classes, certifiers)
 
 
 class ImpossibleGridPointWarning(UserWarning):
     """A grid point whose ``n`` is too small to certify any component (see :func:`plan_grid`)."""
+
+
+def _given_model(cfg: RunConfig, model: Any, device: torch.device
+                 ) -> tuple[Any, str, RunConfig, str]:
+    from smoothing.models import user
+
+    given = [n for n in ("model", "checkpoint", "arch", "model_factory", "model_kwargs")
+             if getattr(cfg, n) is not None]
+    if given:
+        raise ValueError(f"a model object is given: leave {', '.join(given)} of the config "
+                         "unset.")
+    if not callable(model):
+        raise TypeError(f"`model` must be a torch.nn.Module or a batched callable; got "
+                        f"{type(model).__name__}.")
+    if isinstance(model, torch.nn.Module):
+        model = model.to(device).eval()
+    return model, user.model_fingerprint(model), cfg, user.describe_model(model)
+
+
+def run_certification(model: Any, dataset: str, config: RunConfig | None = None, *,
+                      out: str | os.PathLike[str], device: str | torch.device = "auto",
+                      progress: bool = False, write: bool = True) -> RunReport:
+    """Certify a data set with ANY model: the Python entry of ``segcertify certify``.
+
+    The same run as the command line (resumable folder, ``results.jsonl`` records,
+    label files, ``summary.csv``/``summary.md``), with a model object instead of a
+    built-in name or a checkpoint.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        Takes a batch of the data set's inputs, ``(B, C, H, W)`` images or
+        ``(B, N, d)`` point clouds, and returns logits ``(B, K, H, W)`` or
+        ``(B, N, K)`` with ``K`` the data set's classes. A module is moved to
+        ``device`` and put in eval mode.
+    dataset : str
+        A data set of :data:`DATASETS` (it replaces ``config.dataset``).
+    config : RunConfig, optional
+        The other options; ``model``, ``checkpoint``, ``arch``, ``model_factory``
+        and ``model_kwargs`` must be unset. ``sigma`` is required unless the model
+        has ``metadata = {"sigma": ...}``.
+    out : str or os.PathLike
+        The run folder; a folder of the same run is resumed. ``config.json``
+        records the model's class and a SHA-256 of its weights
+        (:func:`smoothing.models.user.model_fingerprint`): a resume with another
+        model (or other weights) is refused.
+    device : str or torch.device, default 'auto'
+        Where the model runs.
+    progress : bool, default False
+        tqdm progress bars on stderr.
+    write : bool, default True
+        Write ``summary.csv`` and ``summary.md`` at the end.
+
+    Returns
+    -------
+    RunReport
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`prepare` and :func:`check_output_dir`.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> model = torch.nn.Conv2d(3, 8, kernel_size=1)  # any model with 8 output classes
+    >>> cfg = RunConfig(image_size=(16, 16), num_inputs=1, sigma=(0.25,), n0=4, n=(64,),
+    ...                 tau=(0.6,), alpha=0.01)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     report = run_certification(model, "streets", cfg, out=tmp, device="cpu")
+    ...     rows = summarize(tmp).rows
+    >>> report.computed, [r["method"] for r in rows]
+    (2, ['base', 'certify'])
+    """
+    cfg = replace(config or RunConfig(), dataset=dataset)
+    run = prepare(cfg, device=device, model=model)
+    report = run.execute(out, progress=progress)
+    if write:
+        write_summary(out, summarize(out))
+    return report
 
 
 def plan_grid(cfg: RunConfig, num_components: int) -> list[GridPoint]:
@@ -1167,7 +1302,8 @@ def summarize(out_dir: str | os.PathLike[str]) -> Summary:
     config = blob["config"]
     rows = [_summary_row(g, config) for g in groups.values()]
     rows.sort(key=lambda r: (r["method"] != "base", r["sigma"] or 0, r["tau"] or 0, r["n"] or 0))
-    model = config.get("model") or f"checkpoint {Path(config.get('checkpoint') or '').name}"
+    model = (config.get("model") or blob.get("derived", {}).get("model_description")
+             or f"checkpoint {Path(config.get('checkpoint') or '').name}")
     header = (
         f"model `{model}` · dataset `{config['dataset']}` ({config['split']}) · sampler "
         f"`{config['sampler']}` · alpha = {config['alpha']} · seed {config['seed']}"
