@@ -47,11 +47,11 @@ def _time_run(tau: tuple[float, ...], args: argparse.Namespace, tmp: Path, tag: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="alternating timed rounds")
-    parser.add_argument("--inputs", type=int, default=4, help="inputs per run")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating timed rounds")
+    parser.add_argument("--inputs", type=int, default=2, help="inputs per run")
     parser.add_argument("--n", type=int, default=200, help="testing samples")
-    parser.add_argument("--height", type=int, default=64)
-    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--height", type=int, default=32)
+    parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
     parser.add_argument("--out", default=str(DOC),
