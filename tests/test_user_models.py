@@ -212,3 +212,49 @@ def test_a_torch_save_checkpoint_of_a_foreign_model_needs_its_factory(tmp_path, 
     assert main([*CLI, "--checkpoint", str(tmp_path / "w.pt"), "--out",
                  str(tmp_path / "bad")]) == 2
     assert "`arch` is required" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the documented example
+DOC = REPO / "docs" / "data-and-models.md"
+
+
+def _doc_blocks() -> list[tuple[str, str]]:
+    import re
+
+    section = DOC.read_text().split("### Your own architecture", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```(python|bash)\n(.*?)```", section, flags=re.S)
+
+
+def test_the_documented_worked_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    import contextlib
+    import io
+    import shlex
+
+    blocks = _doc_blocks()
+    assert [kind for kind, _ in blocks] == ["python", "python", "bash"]
+    (_, module), (_, script), (_, commands) = blocks
+    (tmp_path / "my_models.py").write_text(module)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # what `PYTHONPATH=.` does
+    sys.modules.pop("my_models", None)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(script, str(DOC), "exec"), {})
+    expected = [line.split("#", 1)[1].split(":")[0].strip() for line in script.splitlines()
+                if line.startswith("print(")]
+    assert printed.getvalue().splitlines() == expected == ["6", "model `my_models.DilatedSeg`"]
+    for command in commands.replace("\\\n", " ").strip().splitlines():
+        argv = shlex.split(command)
+        while "=" in argv[0]:  # environment assignments (PYTHONPATH=.)
+            argv.pop(0)
+        assert argv[0] == "segcertify"
+        assert main(argv[1:]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    reference = _labels(tmp_path / "runs" / "dilated")
+    assert len(reference) == 6
+    for run in ("dilated-factory", "dilated-ts", "dilated-exported"):
+        labels = _labels(tmp_path / "runs" / run)
+        assert labels.keys() == reference.keys()
+        for k in labels:
+            np.testing.assert_array_equal(labels[k], reference[k], err_msg=f"{run} {k}")
+    sys.modules.pop("my_models", None)
