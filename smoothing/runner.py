@@ -1043,7 +1043,8 @@ def run_certification(model: Any, dataset: str, config: RunConfig | None = None,
         The run folder; a folder of the same run is resumed. ``config.json``
         records the model's class and a SHA-256 of its weights
         (:func:`smoothing.models.user.model_fingerprint`): a resume with another
-        model (or other weights) is refused.
+        model (or other weights) is refused. A plain callable is identified by its
+        name only: wrap the weights it uses in an ``nn.Module`` to have them checked.
     device : str or torch.device, default 'auto'
         Where the model runs.
     progress : bool, default False
