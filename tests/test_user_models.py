@@ -200,6 +200,9 @@ def test_plain_torch_save_is_still_the_builtin_path(tmp_path):
      "`--model-kwargs` must be a JSON object"),
     (["--model-kwargs", "{}"], "only used with `model_factory`"),
     (["--model-factory", "mymodels_um:build", "--arch", "unet"], "takes neither"),
+    (["--model-factory", "torch.nn:Conv2d", "--model-kwargs",
+      '{"in_channels": 3, "out_channels": 5, "kernel_size": 1}'],
+     "expected (1, 8, 16, 16)"),  # 5 classes for an 8-class data set
 ])
 def test_cli_errors_name_the_flag(models_dir, tmp_path, capsys, extra, message):
     assert main([*CLI, *extra, "--out", str(tmp_path / "bad")]) == 2
