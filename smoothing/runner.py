@@ -298,9 +298,10 @@ def _check_real(value: object, name: str) -> float:
     return float(value)
 
 
-def _check_config(cfg: RunConfig) -> None:
-    """Range checks of the scalar options (raise ValueError/TypeError naming the option)."""
-    if cfg.dataset not in DATASETS:
+def _check_config(cfg: RunConfig, custom: _DatasetInfo | None = None) -> None:
+    """Range checks of the scalar options (raise ValueError/TypeError naming the option);
+    ``custom``: the description of a data set object (:func:`_custom_data`)."""
+    if custom is None and cfg.dataset not in DATASETS:
         raise ValueError(f"`dataset` must be one of {', '.join(DATASETS)}; got {cfg.dataset!r}.")
     if cfg.sampler not in SAMPLERS:
         raise ValueError(f"`sampler` must be one of {', '.join(SAMPLERS)}; got {cfg.sampler!r}.")
@@ -327,10 +328,12 @@ def _check_config(cfg: RunConfig) -> None:
         for s in _check_list(cfg.sigma, "sigma"):
             if not (math.isfinite(_check_real(s, "sigma")) and s > 0):
                 raise ValueError(f"`sigma` must be finite and > 0; got {s!r}.")
-    info = DATASETS[cfg.dataset]
+    info = custom or DATASETS[cfg.dataset]
+    if custom is not None and cfg.data_root is not None:
+        raise ValueError("`data_root` is not used with a data set object.")
     if info.synthetic and cfg.data_root is not None:
         raise ValueError(f"`data_root` is not used by the built-in dataset {cfg.dataset!r}.")
-    if not info.synthetic and cfg.data_root is None:
+    if custom is None and not info.synthetic and cfg.data_root is None:
         raise ValueError(f"dataset {cfg.dataset!r} needs `data_root` (its folder).")
     if cfg.image_size is not None and (
         len(cfg.image_size) != 2 or min(cfg.image_size) < 1
@@ -918,7 +921,7 @@ def _progress_bar(total: int, initial: int, progress: bool, rank: int, world_siz
 
 
 def prepare(config: RunConfig, *, device: str | torch.device = "auto",
-            model: Any = None) -> CertificationRun:
+            model: Any = None, data: Any = None) -> CertificationRun:
     """Validate a run completely without writing anything.
 
     Checks the options, loads the model (``num_classes`` must match the data set),
@@ -935,6 +938,8 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     model : torch.nn.Module or callable, optional
         A model object instead of the config's ``model`` / ``checkpoint`` /
         ``model_factory`` (which must then be unset): see :func:`run_certification`.
+    data : Dataset, optional
+        A data set object instead of ``config.dataset``: see :func:`run_certification`.
 
     Returns
     -------
@@ -954,10 +959,14 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     >>> run.config.model, run.config.sigma, [g.key for g in run.grid]
     ('streets-unet-sigma0.25', (0.25,), ['sigma0.25-tau0.6-n16', 'sigma0.25-tau0.75-n16'])
     """
-    _check_config(config)
+    custom = None
+    if data is not None:
+        config, custom, num_classes = _custom_data(config, data)
+    _check_config(config, custom)
     dev = _resolve_device(device)
-    info = DATASETS[config.dataset]
-    num_classes = _dataset_classes(config.dataset)
+    info = custom or DATASETS[config.dataset]
+    if custom is None:
+        num_classes = _dataset_classes(config.dataset)
     if model is None:
         model, sha, cfg, description = _load_any_model(config, num_classes, dev)
     else:
@@ -977,7 +986,7 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
         cfg = replace(cfg, data_root=str(Path(cfg.data_root).expanduser().resolve()))
     normals = getattr(model, "in_channels", 3) == 6
     length = cfg.start + cfg.stride * (cfg.num_inputs - 1) + 1 if info.synthetic else None
-    dataset = _open_dataset(cfg, normals, length)
+    dataset = data if data is not None else _open_dataset(cfg, normals, length)
     indices = _select(cfg, len(dataset))
     cfg = replace(cfg, num_inputs=len(indices))
     first = predict_clean(model, dataset[indices[0]][0], layout=layout, num_classes=num_classes)
@@ -992,12 +1001,50 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     record = _config_record(cfg, sha, num_classes, layout, kind, len(dataset), grid, dev)
     if description is not None:
         record["derived"]["model_description"] = description
+    if data is not None:
+        record["derived"]["dataset_fingerprint"] = _data_fingerprint(dataset, indices)
     return CertificationRun(cfg, model, dataset, indices, grid, record, dev, layout,
                             num_classes, certifiers)
 
 
 class ImpossibleGridPointWarning(UserWarning):
     """A grid point whose ``n`` is too small to certify any component (see :func:`plan_grid`)."""
+
+
+def _custom_data(cfg: RunConfig, data: Any) -> tuple[RunConfig, _DatasetInfo, int]:
+    """Check a data set object; (config naming it, its description, its classes)."""
+    from smoothing._sampling import check_int as _int
+    from smoothing.models.user import describe_model
+
+    if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
+        raise TypeError("`dataset` must be a data set name or a map-style data set (len() "
+                        f"and [i]); got {type(data).__name__}.")
+    num_classes = _int(getattr(data, "num_classes", None), "dataset.num_classes", low=2)
+    if len(data) < 1:
+        raise ValueError("`dataset` is empty.")
+    item = data[0]
+    if not (isinstance(item, tuple | list) and len(item) >= 2
+            and isinstance(item[0], torch.Tensor) and isinstance(item[1], torch.Tensor)):
+        raise TypeError("`dataset[i]` must be (input, target[, category]) tensors.")
+    if item[0].dim() not in (2, 3):
+        raise ValueError("`dataset[i][0]` must be an image (C, H, W) or a point cloud (N, d); "
+                         f"got shape {tuple(item[0].shape)}.")
+    kind = "image" if item[0].dim() == 3 else "points"
+    for name in ("image_size", "data_root", "split"):
+        if getattr(cfg, name) is not None:
+            raise ValueError(f"`{name}` is not used with a data set object.")
+    cfg = replace(cfg, dataset=f"custom:{describe_model(data)}")
+    return cfg, _DatasetInfo(kind, False, "-", None, None), num_classes
+
+
+def _data_fingerprint(data: Any, indices: range) -> str:
+    """SHA-256 of the first selected input and target (a data set object's identity)."""
+    h = hashlib.sha256()
+    for t in data[indices[0]][:2]:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _given_model(cfg: RunConfig, model: Any, device: torch.device
@@ -1017,7 +1064,7 @@ def _given_model(cfg: RunConfig, model: Any, device: torch.device
     return model, user.model_fingerprint(model), cfg, user.describe_model(model)
 
 
-def run_certification(model: Any, dataset: str, config: RunConfig | None = None, *,
+def run_certification(model: Any, dataset: Any, config: RunConfig | None = None, *,
                       out: str | os.PathLike[str], device: str | torch.device = "auto",
                       progress: bool = False, write: bool = True) -> RunReport:
     """Certify a data set with ANY model: the Python entry of ``segcertify certify``.
@@ -1033,8 +1080,13 @@ def run_certification(model: Any, dataset: str, config: RunConfig | None = None,
         ``(B, N, d)`` point clouds, and returns logits ``(B, K, H, W)`` or
         ``(B, N, K)`` with ``K`` the data set's classes. A module is moved to
         ``device`` and put in eval mode.
-    dataset : str
-        A data set of :data:`DATASETS` (it replaces ``config.dataset``).
+    dataset : str or Dataset
+        A data set of :data:`DATASETS` (it replaces ``config.dataset``), or your
+        own map-style data set: ``len(dataset)``, ``dataset[i] = (input, target)``
+        (or ``(input, target, category)``) tensors, inputs ``(C, H, W)`` images
+        or ``(N, d)`` point clouds, targets of class indices (255: ignored), and an
+        attribute ``num_classes``. ``config.json`` then names its class and records
+        its length and a SHA-256 of its first selected item.
     config : RunConfig, optional
         The other options; ``model``, ``checkpoint``, ``arch``, ``model_factory``
         and ``model_kwargs`` must be unset. ``sigma`` is required unless the model
@@ -1073,8 +1125,11 @@ def run_certification(model: Any, dataset: str, config: RunConfig | None = None,
     >>> report.computed, [r["method"] for r in rows]
     (2, ['base', 'certify'])
     """
-    cfg = replace(config or RunConfig(), dataset=dataset)
-    run = prepare(cfg, device=device, model=model)
+    if isinstance(dataset, str):
+        run = prepare(replace(config or RunConfig(), dataset=dataset), device=device,
+                      model=model)
+    else:
+        run = prepare(config or RunConfig(), device=device, model=model, data=dataset)
     report = run.execute(out, progress=progress)
     if write:
         write_summary(out, summarize(out))

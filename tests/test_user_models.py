@@ -261,3 +261,70 @@ def test_the_documented_worked_example_runs_as_written(tmp_path, monkeypatch, ca
         for k in labels:
             np.testing.assert_array_equal(labels[k], reference[k], err_msg=f"{run} {k}")
     sys.modules.pop("my_models", None)
+
+
+# ---------------------------------------------------------------- your own data set object
+class Blobs(torch.utils.data.Dataset):
+    """3-class 16 x 16 images whose label is the red channel's third."""
+
+    num_classes = 3
+
+    def __init__(self, size: int = 3, offset: int = 0) -> None:
+        self.size, self.offset = size, offset
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(i + self.offset))
+        return x, (x[0] * 3).long().clamp(max=2)
+
+
+class Clouds(torch.utils.data.Dataset):
+    num_classes = 4
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randn(64, 3, generator=torch.Generator().manual_seed(i))
+        return x, (x[:, 0] > 0).long()
+
+
+DATA_CFG = runner.RunConfig(num_inputs=2, sigma=(0.25,), n0=4, n=(64,), tau=(0.55,),
+                            alpha=0.05, batch_size=32)
+
+
+def test_run_certification_with_a_dataset_object_and_resume(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(3, 3, kernel_size=1)
+    out = tmp_path / "blobs"
+    report = runner.run_certification(model, Blobs(), DATA_CFG, out=out, device="cpu")
+    assert report.computed == 4
+    blob = json.loads((out / "config.json").read_text())
+    assert blob["config"]["dataset"] == "custom:test_user_models.Blobs"
+    assert blob["derived"]["dataset_size"] == 3
+    rows = runner.summarize(out).rows
+    assert [r["method"] for r in rows] == ["base", "certify"]
+    assert rows[0]["accuracy"] is not None
+    again = runner.run_certification(model, Blobs(), DATA_CFG, out=out, device="cpu")
+    assert (again.resumed, again.computed) == (True, 0)
+    with pytest.raises(ValueError, match="dataset_fingerprint"):  # other content
+        runner.run_certification(model, Blobs(offset=5), DATA_CFG, out=out, device="cpu")
+
+
+def test_run_certification_with_point_clouds_object(tmp_path):
+    model = torch.nn.Linear(3, 4)  # (B, N, 3) -> (B, N, 4)
+    report = runner.run_certification(model, Clouds(), DATA_CFG, out=tmp_path / "c",
+                                      device="cpu")
+    assert report.computed == 4
+
+
+@pytest.mark.parametrize(("data", "err", "match"), [
+    (object(), TypeError, "map-style"),
+    ([(torch.rand(3, 4, 4), torch.zeros(4, 4))], TypeError, "num_classes"),
+])
+def test_dataset_object_errors(tmp_path, data, err, match):
+    with pytest.raises(err, match=match):
+        runner.run_certification(torch.nn.Conv2d(3, 3, 1), data, DATA_CFG,
+                                 out=tmp_path / "x", device="cpu")
