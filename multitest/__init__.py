@@ -14,7 +14,7 @@ Counts: :func:`binomial_pvalues`, :func:`certify_counts` (p-values + procedure i
 O(N + n)). Power and planning: :func:`segcertify_power`,
 :func:`expected_certified_fraction`, :func:`required_samples`,
 :func:`clopper_pearson_lower`, :func:`certify_threshold`, :func:`bonferroni_threshold`,
-:func:`guess_probability`.
+:func:`guess_probability`, :func:`min_certifying_samples`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs; at run time s
         sidak,
     )
     from multitest._hommel import hommel
+    from multitest._planning import min_certifying_samples
     from multitest._power import (
         SampleSizePlan,
         bonferroni_threshold,
@@ -64,6 +65,7 @@ _SOURCES: dict[str, str] = {
     **dict.fromkeys(["bonferroni", "generalized_bonferroni", "hochberg", "holm",
                      "holm_sidak", "lehmann_romano", "sidak"], "_fwer"),
     "hommel": "_hommel",
+    "min_certifying_samples": "_planning",
     **dict.fromkeys(["SampleSizePlan", "bonferroni_threshold", "certify_threshold",
                      "clopper_pearson_lower", "expected_certified_fraction",
                      "guess_probability", "required_samples", "segcertify_power"], "_power"),
@@ -110,6 +112,7 @@ __all__ = [
     "holm_sidak",
     "hommel",
     "lehmann_romano",
+    "min_certifying_samples",
     "multipletests",
     "required_samples",
     "segcertify_power",

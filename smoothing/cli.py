@@ -172,9 +172,18 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="built-in model (see `segcertify models`); default: "
                         "streets-unet-sigma0.25 for streets, parts-pointnet-normals-sigma0.25 "
                         "for parts")
-    g.add_argument("--checkpoint", metavar="PATH", help="your own torch checkpoint instead")
+    g.add_argument("--checkpoint", metavar="PATH",
+                   help="your own model instead: a checkpoint of the built-in architectures, "
+                        "a TorchScript file, an exported program (torch.export.save), or "
+                        "the weights of --model-factory's model")
     g.add_argument("--arch", choices=("unet", "pointnet"),
-                   help="architecture of --checkpoint (required for a plain state_dict)")
+                   help="built-in architecture of --checkpoint (required for a plain "
+                        "state_dict)")
+    g.add_argument("--model-factory", metavar="MODULE:FUNCTION",
+                   help="your own architecture: FUNCTION(**kwargs) of an importable module "
+                        "(on PYTHONPATH) returns the model; --checkpoint holds its weights")
+    g.add_argument("--model-kwargs", metavar="JSON",
+                   help="keyword arguments of --model-factory, a JSON object")
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -223,6 +232,9 @@ def _add_certify_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=50,
                    help="noisy copies per forward pass (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="noise seed (default: %(default)s)")
+    g.add_argument("--skip-impossible", action="store_true",
+                   help="leave out grid points whose n is too small to certify any "
+                        "component (they are warned about, with the n needed, either way)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,11 +288,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_kwargs(text: str | None) -> dict[str, Any] | None:
+    """``--model-kwargs`` as a dict (ValueError naming the flag otherwise)."""
+    if text is None:
+        return None
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"`--model-kwargs` must be a JSON object; got {text!r} ({err}).") \
+            from err
+    if not isinstance(value, dict):
+        raise ValueError(f"`--model-kwargs` must be a JSON object; got {text!r}.")
+    return value
+
+
 def _config_from_args(args: argparse.Namespace) -> runner.RunConfig:
     from smoothing import runner
 
     return runner.RunConfig(
         dataset=args.dataset, model=args.model, checkpoint=args.checkpoint, arch=args.arch,
+        model_factory=args.model_factory, model_kwargs=_model_kwargs(args.model_kwargs),
         data_root=args.data_root, split=args.split,
         image_size=tuple(args.image_size) if args.image_size else None,
         num_points=args.num_points, data_seed=args.data_seed, sampler=args.sampler,
@@ -288,6 +317,7 @@ def _config_from_args(args: argparse.Namespace) -> runner.RunConfig:
         tau=tuple(args.tau), alpha=args.alpha, correction=args.correction, k=args.k,
         batch_size=args.batch_size, num_inputs=args.num_inputs, start=args.start,
         stride=args.stride, seed=args.seed, axis=args.axis,
+        skip_impossible=args.skip_impossible,
     )  # fmt: skip
 
 
@@ -316,7 +346,10 @@ def _prepare(args: argparse.Namespace, device: object) -> runner.CertificationRu
         run = runner.prepare(_config_from_args(args), device=device)
         runner.check_output_dir(args.out, run.record)
     for w in caught:
-        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        if issubclass(w.category, runner.ImpossibleGridPointWarning):
+            print(f"{PROG}: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return run
 
 

@@ -62,9 +62,11 @@ __all__ = [
     "DATASETS",
     "MAX_IMAGE_PIXELS",
     "SAMPLERS",
+    "SHARED_SAMPLING_NOTE",
     "SUMMARY_COLUMNS",
     "CertificationRun",
     "GridPoint",
+    "ImpossibleGridPointWarning",
     "RunConfig",
     "RunReport",
     "Summary",
@@ -72,16 +74,20 @@ __all__ = [
     "check_output_dir",
     "input_metrics",
     "noise_seed",
+    "plan_grid",
     "predict_clean",
     "prepare",
     "read_records",
     "repair_jsonl",
+    "run_certification",
     "summarize",
     "write_summary",
 ]
 
 _FORMAT = "segcertify.run"
-_FORMAT_VERSION = 1
+#: 2: the noise is drawn once per (sigma, n) and every tau is tested on those counts
+#: (version 1 drew it again for every tau, so its results differ for the same seed).
+_FORMAT_VERSION = 2
 #: Largest ``image_size`` (height x width) a run accepts: 2**24 pixels, 16x a Cityscapes
 #: frame; one noisy batch of 50 such RGB images already takes 10 GB in float32.
 MAX_IMAGE_PIXELS = 2**24
@@ -142,7 +148,14 @@ class RunConfig:
         for parts.
     checkpoint, arch : str, optional
         A user's checkpoint (instead of ``model``) and its architecture
-        (``'unet'``/``'pointnet'``; needed for a plain state_dict).
+        (``'unet'``/``'pointnet'``; needed for a plain state_dict). A TorchScript
+        file or an exported program (:mod:`smoothing.models.user`) needs no ``arch``.
+    model_factory : str, optional
+        ``'module:function'`` returning the user's own model
+        (:func:`smoothing.models.user.import_factory`); ``checkpoint`` then holds
+        its weights (optional).
+    model_kwargs : dict, optional
+        JSON-like keyword arguments of ``model_factory``.
     data_root, split : str, optional
         Folder of a real data set; split (default ``'val'``, ``'test'`` for
         ShapeNet and the synthetic sets).
@@ -176,12 +189,17 @@ class RunConfig:
     axis : {'x', 'y', 'z'}, optional
         Rotation axis of the ``'rotation-z'`` sampler (default ``'z'``); not allowed
         with the other samplers.
+    skip_impossible : bool, default False
+        Leave out the grid points whose ``n`` is too small to certify any component
+        (:func:`multitest.min_certifying_samples`); otherwise they run with a warning.
     """
 
     dataset: str = "streets"
     model: str | None = None
     checkpoint: str | None = None
     arch: str | None = None
+    model_factory: str | None = None
+    model_kwargs: dict[str, Any] | None = None
     data_root: str | None = None
     split: str | None = None
     image_size: tuple[int, int] | None = None
@@ -201,6 +219,7 @@ class RunConfig:
     stride: int = 1
     seed: int = 0
     axis: str | None = None
+    skip_impossible: bool = False
 
     def __post_init__(self) -> None:
         # a scalar is a one-point grid; lists become tuples (hashable, comparable)
@@ -239,13 +258,25 @@ class GridPoint:
         """The grid point's name in records and file names."""
         return f"sigma{_fmt(self.sigma)}-tau{_fmt(self.tau)}-n{self.n}"
 
+    @property
+    def sample_key(self) -> str:
+        """The name of its sampling: grid points that differ only in ``tau`` share it.
+
+        Examples
+        --------
+        >>> GridPoint(0.25, 0.75, 100).sample_key == GridPoint(0.25, 0.9, 100).sample_key
+        True
+        """
+        return f"sigma{_fmt(self.sigma)}-n{self.n}"
+
 
 def noise_seed(seed: int, index: int, key: str) -> int:
-    """The seed of the noise of input ``index`` at grid point ``key``.
+    """The seed of the noise of input ``index`` for the sampling ``key``.
 
-    Derived with :class:`numpy.random.SeedSequence` from ``seed``, ``index`` and a
-    SHA-256 of ``key``: it depends on nothing else (not the order of the inputs, a
-    resume or the rest of the grid).
+    A run passes :attr:`GridPoint.sample_key`: the grid points that differ only in
+    ``tau`` share one sampling. Derived with :class:`numpy.random.SeedSequence` from
+    ``seed``, ``index`` and a SHA-256 of ``key``: it depends on nothing else (not the
+    order of the inputs, a resume or the rest of the grid).
 
     Examples
     --------
@@ -277,9 +308,10 @@ def _check_real(value: object, name: str) -> float:
     return float(value)
 
 
-def _check_config(cfg: RunConfig) -> None:
-    """Range checks of the scalar options (raise ValueError/TypeError naming the option)."""
-    if cfg.dataset not in DATASETS:
+def _check_config(cfg: RunConfig, custom: _DatasetInfo | None = None) -> None:
+    """Range checks of the scalar options (raise ValueError/TypeError naming the option);
+    ``custom``: the description of a data set object (:func:`_custom_data`)."""
+    if custom is None and cfg.dataset not in DATASETS:
         raise ValueError(f"`dataset` must be one of {', '.join(DATASETS)}; got {cfg.dataset!r}.")
     if cfg.sampler not in SAMPLERS:
         raise ValueError(f"`sampler` must be one of {', '.join(SAMPLERS)}; got {cfg.sampler!r}.")
@@ -306,10 +338,12 @@ def _check_config(cfg: RunConfig) -> None:
         for s in _check_list(cfg.sigma, "sigma"):
             if not (math.isfinite(_check_real(s, "sigma")) and s > 0):
                 raise ValueError(f"`sigma` must be finite and > 0; got {s!r}.")
-    info = DATASETS[cfg.dataset]
+    info = custom or DATASETS[cfg.dataset]
+    if custom is not None and cfg.data_root is not None:
+        raise ValueError("`data_root` is not used with a data set object.")
     if info.synthetic and cfg.data_root is not None:
         raise ValueError(f"`data_root` is not used by the built-in dataset {cfg.dataset!r}.")
-    if not info.synthetic and cfg.data_root is None:
+    if custom is None and not info.synthetic and cfg.data_root is None:
         raise ValueError(f"dataset {cfg.dataset!r} needs `data_root` (its folder).")
     _check_axis(cfg)
     if cfg.image_size is not None:
@@ -401,6 +435,32 @@ def _load_model(cfg: RunConfig, num_classes: int,
     return model, _sha256(path), replace(cfg, checkpoint=str(path), arch=arch)
 
 
+def _load_any_model(cfg: RunConfig, num_classes: int, device: torch.device
+                    ) -> tuple[Any, str, RunConfig, str | None]:
+    """:func:`_load_model`, or a user's model (factory, TorchScript, exported program);
+    the last item describes a user's model (``None`` for the built-in kinds)."""
+    from smoothing.models import user
+
+    if cfg.model_kwargs is not None and cfg.model_factory is None:
+        raise ValueError("`model_kwargs` (--model-kwargs) is only used with `model_factory`.")
+    if cfg.model_kwargs is not None and not isinstance(cfg.model_kwargs, dict):
+        raise TypeError(f"`model_kwargs` must be a JSON object (dict); got {cfg.model_kwargs!r}.")
+    plain = cfg.model_factory is None and (
+        cfg.checkpoint is None
+        or user.checkpoint_kind(Path(cfg.checkpoint).expanduser()) == "torch")
+    if plain:
+        return (*_load_model(cfg, num_classes, device), None)
+    if cfg.model is not None or cfg.arch is not None:
+        raise ValueError("`model` and `arch` are for the built-in architectures; a "
+                         "`model_factory`, TorchScript or exported model takes neither.")
+    model, sha, description = user.load_user_model(
+        checkpoint=cfg.checkpoint, factory=cfg.model_factory,
+        factory_kwargs=cfg.model_kwargs, device=device)
+    if cfg.checkpoint is not None:
+        cfg = replace(cfg, checkpoint=str(Path(cfg.checkpoint).expanduser().resolve()))
+    return model, sha, cfg, description
+
+
 def _open_dataset(cfg: RunConfig, normals: bool,
                   length: int | None) -> torch.utils.data.Dataset:
     from smoothing import datasets as D
@@ -445,11 +505,19 @@ def _select(cfg: RunConfig, size: int) -> range:
     return available[: cfg.num_inputs]
 
 
-def _model_kind(model: torch.nn.Module) -> tuple[str, str]:
-    """(input kind, output layout) of a built-in architecture."""
-    from smoothing.models import SmallUNet
+def _model_kind(model: Any, dataset_kind: str = "image") -> tuple[str, str]:
+    """(input kind, output layout): a built-in architecture's, else the data set's.
 
-    return ("image", "BCHW") if isinstance(model, SmallUNet) else ("points", "BNC")
+    A user's model takes the data set's inputs and returns ``(B, K, H, W)`` logits
+    for images, ``(B, N, K)`` for point clouds.
+    """
+    from smoothing.models import PointNetSeg, SmallUNet
+
+    if isinstance(model, SmallUNet):
+        return "image", "BCHW"
+    if isinstance(model, PointNetSeg):
+        return "points", "BNC"
+    return dataset_kind, "BCHW" if dataset_kind == "image" else "BNC"
 
 
 def _make_sampler(name: str, sigma: float, kind: str,
@@ -480,8 +548,10 @@ def _default_sigma(cfg: RunConfig, model: torch.nn.Module) -> tuple[float, ...]:
 def predict_clean(model: torch.nn.Module, x: torch.Tensor, *, layout: str,
                   num_classes: int) -> torch.Tensor:
     """The base model's labels for ONE clean input (shape of the components, CPU int64)."""
-    device = next(iter(model.parameters())).device
-    model.eval()
+    from smoothing._sampling import model_device, set_eval
+
+    device = model_device(model, x)
+    set_eval(model)
     try:
         with torch.inference_mode():
             out = model(x.unsqueeze(0).to(device))
@@ -699,6 +769,13 @@ def check_output_dir(out_dir: str | os.PathLike[str], record: Mapping[str, Any])
             raise ValueError(f"'{out}' holds results but no config.json; use another `out`.")
         return False
     old = _read_config(out)
+    if old.get("format_version") != _FORMAT_VERSION:
+        raise ValueError(
+            f"'{out}' holds a run of an older segcertify (run format version "
+            f"{old.get('format_version')}; this version writes {_FORMAT_VERSION}: one "
+            "sampling per (sigma, n) shared by every tau, so the results for the same seed "
+            "differ); it cannot be resumed: choose another `out` (`summarize` still reads it)."
+        )
     old_config, old_derived = old.get("config", {}), old.get("derived", {})
     if _grows_inputs(old, record):
         old_config = {**old_config, "num_inputs": record["config"]["num_inputs"]}
@@ -877,12 +954,14 @@ class CertificationRun:
         x, y = item[0], item[1].numpy()
         extra = {"category": int(item[2])} if len(item) > 2 else {}
         grid = {g.key: g for g in self.grid}
+        shared: dict[str, Any] = {}  # sample_key -> the certificate of that sampling
         for key in todo:
             bar.set_postfix_str(f"input {index}, {key}", refresh=True)
             if key == "base":
                 record, arrays = self._evaluate_base(index, x, y)
             else:
-                record, arrays = self._evaluate_point(index, x, y, grid[key], sample_ctx)
+                record, arrays = self._evaluate_point(index, x, y, grid[key], sample_ctx,
+                                                      shared)
             if not writer:
                 continue
             rel = f"labels/{index:06d}-{key}.npz"
@@ -903,15 +982,21 @@ class CertificationRun:
         return record, {"labels": labels.astype(_label_dtype(self.num_classes))}
 
     def _evaluate_point(self, index: int, x: torch.Tensor, y: np.ndarray, g: GridPoint,
-                        sample_ctx: DistContext | None = None
+                        sample_ctx: DistContext | None = None,
+                        shared: dict[str, Any] | None = None,
                         ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         cfg = self.config
-        seed = noise_seed(cfg.seed, index, g.key)
+        seed = noise_seed(cfg.seed, index, g.sample_key)
         certifier = self.certifiers[g.key]
-        if sample_ctx is None:
+        first = shared.get(g.sample_key) if shared is not None else None
+        if first is not None:  # same (sigma, n) sampled already: test its counts at tau
+            cert = certifier.retest(first, g.tau)
+        elif sample_ctx is None:
             cert = certifier.certify(x, generator=torch.Generator().manual_seed(seed))
         else:
             cert = DistributedSegCertify(certifier, sample_ctx).certify(x, seed=seed)
+        if shared is not None and first is None:
+            shared[g.sample_key] = cert
         labels = cert.labels.numpy()
         record = {
             "kind": "certify", "input": index, "grid": g.key,
@@ -919,7 +1004,8 @@ class CertificationRun:
             "correction": cfg.correction, "k": cfg.k, "sampler": repr(certifier.sampler),
             "radius": _nan_to_none(cert.radius), "sound": cert.sound,
             **input_metrics(labels, y, self.num_classes),
-            "threshold": cert.threshold, "noise_seed": seed,
+            "threshold": cert.threshold, "noise_seed": seed, "sampling": g.sample_key,
+            "sampling_reused": first is not None,
             "time_sampling": cert.time_sampling, "time_testing": cert.time_testing,
         }  # fmt: skip
         if sample_ctx is not None:
@@ -941,7 +1027,8 @@ def _progress_bar(total: int, initial: int, progress: bool, rank: int, world_siz
                         enabled=progress, file=sys.stderr, dynamic_ncols=True)
 
 
-def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> CertificationRun:
+def prepare(config: RunConfig, *, device: str | torch.device = "auto",
+            model: Any = None, data: Any = None) -> CertificationRun:
     """Validate a run completely without writing anything.
 
     Checks the options, loads the model (``num_classes`` must match the data set),
@@ -955,6 +1042,11 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> Certif
     device : str or torch.device, default 'auto'
         Where the model runs ('auto': CUDA if available). It is not part of the
         results' identity (but the noise drawn on a GPU differs from the CPU's).
+    model : torch.nn.Module or callable, optional
+        A model object instead of the config's ``model`` / ``checkpoint`` /
+        ``model_factory`` (which must then be unset): see :func:`run_certification`.
+    data : Dataset, optional
+        A data set object instead of ``config.dataset``: see :func:`run_certification`.
 
     Returns
     -------
@@ -974,12 +1066,19 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> Certif
     >>> run.config.model, run.config.sigma, [g.key for g in run.grid]
     ('streets-unet-sigma0.25', (0.25,), ['sigma0.25-tau0.6-n16', 'sigma0.25-tau0.75-n16'])
     """
-    _check_config(config)
+    custom = None
+    if data is not None:
+        config, custom, num_classes = _custom_data(config, data)
+    _check_config(config, custom)
     dev = _resolve_device(device)
-    info = DATASETS[config.dataset]
-    num_classes = _dataset_classes(config.dataset)
-    model, sha, cfg = _load_model(config, num_classes, dev)
-    kind, layout = _model_kind(model)
+    info = custom or DATASETS[config.dataset]
+    if custom is None:
+        num_classes = _dataset_classes(config.dataset)
+    if model is None:
+        model, sha, cfg, description = _load_any_model(config, num_classes, dev)
+    else:
+        model, sha, cfg, description = _given_model(config, model, dev)
+    kind, layout = _model_kind(model, info.kind)
     if kind != info.kind:
         raise ValueError(
             f"the model takes {'images' if kind == 'image' else 'point clouds'} but dataset "
@@ -994,10 +1093,12 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> Certif
         cfg = replace(cfg, data_root=str(Path(cfg.data_root).expanduser().resolve()))
     normals = getattr(model, "in_channels", 3) == 6
     length = cfg.start + cfg.stride * (cfg.num_inputs - 1) + 1 if info.synthetic else None
-    dataset = _open_dataset(cfg, normals, length)
+    dataset = data if data is not None else _open_dataset(cfg, normals, length)
     indices = _select(cfg, len(dataset))
     cfg = replace(cfg, num_inputs=len(indices))
-    grid = [GridPoint(s, t, n) for s in cfg.sigma for t in cfg.tau for n in cfg.n]
+    first = predict_clean(model, dataset[indices[0]][0], layout=layout, num_classes=num_classes)
+    check_k_components(cfg.k, first.numel())  # k-FWER with k > N promises nothing
+    grid = plan_grid(cfg, first.numel())
     samplers_ = {s: _make_sampler(cfg.sampler, s, kind, cfg.axis) for s in cfg.sigma}
     certifiers = {
         g.key: SegCertify(model, samplers_[g.sigma], num_classes=num_classes, n0=cfg.n0, n=g.n,
@@ -1005,11 +1106,211 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto") -> Certif
                           batch_size=cfg.batch_size, layout=layout)
         for g in grid
     }
-    first = predict_clean(model, dataset[indices[0]][0], layout=layout, num_classes=num_classes)
-    check_k_components(cfg.k, first.numel())  # k-FWER with k > N promises nothing
     record = _config_record(cfg, sha, num_classes, layout, kind, len(dataset), grid, dev)
+    if description is not None:
+        record["derived"]["model_description"] = description
+    if data is not None:
+        record["derived"]["dataset_fingerprint"] = _data_fingerprint(dataset, indices)
     return CertificationRun(cfg, model, dataset, indices, grid, record, dev, layout,
                             num_classes, certifiers)
+
+
+class ImpossibleGridPointWarning(UserWarning):
+    """A grid point whose ``n`` is too small to certify any component (see :func:`plan_grid`)."""
+
+
+def _custom_data(cfg: RunConfig, data: Any) -> tuple[RunConfig, _DatasetInfo, int]:
+    """Check a data set object; (config naming it, its description, its classes)."""
+    from smoothing._sampling import check_int as _int
+    from smoothing.models.user import describe_model
+
+    if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
+        raise TypeError("`dataset` must be a data set name or a map-style data set (len() "
+                        f"and [i]); got {type(data).__name__}.")
+    num_classes = _int(getattr(data, "num_classes", None), "dataset.num_classes", low=2)
+    if len(data) < 1:
+        raise ValueError("`dataset` is empty.")
+    item = data[0]
+    if not (isinstance(item, tuple | list) and len(item) >= 2
+            and isinstance(item[0], torch.Tensor) and isinstance(item[1], torch.Tensor)):
+        raise TypeError("`dataset[i]` must be (input, target[, category]) tensors.")
+    if item[0].dim() not in (2, 3):
+        raise ValueError("`dataset[i][0]` must be an image (C, H, W) or a point cloud (N, d); "
+                         f"got shape {tuple(item[0].shape)}.")
+    kind = "image" if item[0].dim() == 3 else "points"
+    for name in ("image_size", "data_root", "split"):
+        if getattr(cfg, name) is not None:
+            raise ValueError(f"`{name}` is not used with a data set object.")
+    cfg = replace(cfg, dataset=f"custom:{describe_model(data)}")
+    return cfg, _DatasetInfo(kind, False, "-", None, None), num_classes
+
+
+def _data_fingerprint(data: Any, indices: range) -> str:
+    """SHA-256 of the first selected input and target (a data set object's identity)."""
+    h = hashlib.sha256()
+    for t in data[indices[0]][:2]:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _given_model(cfg: RunConfig, model: Any, device: torch.device
+                 ) -> tuple[Any, str, RunConfig, str]:
+    from smoothing.models import user
+
+    given = [n for n in ("model", "checkpoint", "arch", "model_factory", "model_kwargs")
+             if getattr(cfg, n) is not None]
+    if given:
+        raise ValueError(f"a model object is given: leave {', '.join(given)} of the config "
+                         "unset.")
+    if not callable(model):
+        raise TypeError(f"`model` must be a torch.nn.Module or a batched callable; got "
+                        f"{type(model).__name__}.")
+    if isinstance(model, torch.nn.Module):
+        model = model.to(device).eval()
+    return model, user.model_fingerprint(model), cfg, user.describe_model(model)
+
+
+def run_certification(model: Any, dataset: Any, config: RunConfig | None = None, *,
+                      out: str | os.PathLike[str], device: str | torch.device = "auto",
+                      progress: bool = False, write: bool = True) -> RunReport:
+    """Certify a data set with ANY model: the Python entry of ``segcertify certify``.
+
+    The same run as the command line (resumable folder, ``results.jsonl`` records,
+    label files, ``summary.csv``/``summary.md``), with a model object instead of a
+    built-in name or a checkpoint.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        Takes a batch of the data set's inputs, ``(B, C, H, W)`` images or
+        ``(B, N, d)`` point clouds, and returns logits ``(B, K, H, W)`` or
+        ``(B, N, K)`` with ``K`` the data set's classes. A module is moved to
+        ``device`` and put in eval mode.
+    dataset : str or Dataset
+        A data set of :data:`DATASETS` (it replaces ``config.dataset``), or your
+        own map-style data set: ``len(dataset)``, ``dataset[i] = (input, target)``
+        (or ``(input, target, category)``) tensors, inputs ``(C, H, W)`` images
+        or ``(N, d)`` point clouds, targets of class indices (255: ignored), and an
+        attribute ``num_classes``. ``config.json`` then names its class and records
+        its length and a SHA-256 of its first selected item.
+    config : RunConfig, optional
+        The other options; ``model``, ``checkpoint``, ``arch``, ``model_factory``
+        and ``model_kwargs`` must be unset. ``sigma`` is required unless the model
+        has ``metadata = {"sigma": ...}``.
+    out : str or os.PathLike
+        The run folder; a folder of the same run is resumed. ``config.json``
+        records the model's class and a SHA-256 of its weights
+        (:func:`smoothing.models.user.model_fingerprint`): a resume with another
+        model (or other weights) is refused. A plain callable is identified by its
+        name only: wrap the weights it uses in an ``nn.Module`` to have them checked.
+    device : str or torch.device, default 'auto'
+        Where the model runs.
+    progress : bool, default False
+        tqdm progress bars on stderr.
+    write : bool, default True
+        Write ``summary.csv`` and ``summary.md`` at the end.
+
+    Returns
+    -------
+    RunReport
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`prepare` and :func:`check_output_dir`.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> model = torch.nn.Conv2d(3, 8, kernel_size=1)  # any model with 8 output classes
+    >>> cfg = RunConfig(image_size=(16, 16), num_inputs=1, sigma=(0.25,), n0=4, n=(64,),
+    ...                 tau=(0.6,), alpha=0.01)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     report = run_certification(model, "streets", cfg, out=tmp, device="cpu")
+    ...     rows = summarize(tmp).rows
+    >>> report.computed, [r["method"] for r in rows]
+    (2, ['base', 'certify'])
+    """
+    if isinstance(dataset, str):
+        run = prepare(replace(config or RunConfig(), dataset=dataset), device=device,
+                      model=model)
+    else:
+        run = prepare(config or RunConfig(), device=device, model=model, data=dataset)
+    report = run.execute(out, progress=progress)
+    if write:
+        write_summary(out, summarize(out))
+    return report
+
+
+def plan_grid(cfg: RunConfig, num_components: int) -> list[GridPoint]:
+    """The grid of ``cfg``, checked against the smallest ``n`` that can certify.
+
+    A grid point whose ``n`` is below :func:`multitest.min_certifying_samples` at
+    (``num_components``, tau, alpha, correction, k) certifies no component whatever
+    the model: it gets a warning naming the ``n`` needed, or is left out when
+    ``cfg.skip_impossible``.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        Options with ``sigma`` resolved.
+    num_components : int
+        Components (pixels or points) of an input: those of the first selected one.
+
+    Returns
+    -------
+    list of GridPoint
+        ``sigma`` slowest, then ``tau``, then ``n``.
+
+    Raises
+    ------
+    ValueError
+        If ``cfg.skip_impossible`` leaves no grid point.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> cfg = RunConfig(sigma=(0.25,), tau=(0.75, 0.95), n=(100,), skip_impossible=True)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     keys = [g.key for g in plan_grid(cfg, 64 * 128)]
+    >>> keys
+    ['sigma0.25-tau0.75-n100']
+    >>> print(caught[0].message)  # doctest: +NORMALIZE_WHITESPACE
+    grid point sigma0.25-tau0.95-n100 cannot certify any component: tau=0.95 with
+    alpha=0.001, holm and 8192 components needs n >= 311; skipped (--skip-impossible).
+    """
+    import warnings
+
+    import multitest
+
+    grid = []
+    for s in cfg.sigma or ():
+        for t in cfg.tau:
+            need = multitest.min_certifying_samples(num_components, float(t), cfg.alpha,
+                                                    cfg.correction, cfg.k)
+            for n in cfg.n:
+                g = GridPoint(s, t, n)
+                if n >= need:
+                    grid.append(g)
+                    continue
+                what = (f"grid point {g.key} cannot certify any component: tau={_fmt(t)} with "
+                        f"alpha={cfg.alpha}, {cfg.correction}"
+                        f"{f' (k={cfg.k})' if cfg.k != 1 else ''} and {num_components} "
+                        f"components needs n >= {need}")
+                if cfg.skip_impossible:
+                    warnings.warn(f"{what}; skipped (--skip-impossible).",
+                                  ImpossibleGridPointWarning, stacklevel=2)
+                else:
+                    grid.append(g)
+                    warnings.warn(f"{what}; it runs anyway (--skip-impossible leaves it out).",
+                                  ImpossibleGridPointWarning, stacklevel=2)
+    if not grid:
+        raise ValueError("every grid point is too small to certify anything and "
+                         "`skip_impossible` leaves them all out; raise `n` (see the warnings).")
+    return grid
 
 
 def _config_record(cfg: RunConfig, sha: str, num_classes: int, layout: str, kind: str,
@@ -1082,7 +1383,23 @@ class Summary:
             lines.append("| " + " | ".join(cells) + " |")
         if any(is_unsound(r["sound"]) for r in self.rows):
             lines += ["", HEURISTIC_FOOTNOTE]
+        if _shares_sampling(self.rows):
+            lines += ["", SHARED_SAMPLING_NOTE]
         return "\n".join(lines) + "\n"
+
+
+#: The note under a table whose rows of several tau share one sampling per (sigma, n).
+SHARED_SAMPLING_NOTE = (
+    "Rows with the same sigma and n test every tau on ONE sampling (the same counts); "
+    "each row is its own certificate, valid with probability 1 - alpha, not "
+    "simultaneously over the tau of the grid. Their times each include that shared "
+    "sampling."
+)
+
+
+def _shares_sampling(rows: Sequence[Mapping[str, Any]]) -> bool:
+    pairs = [(r["sigma"], r["n"]) for r in rows if r["method"] != "base"]
+    return len(pairs) != len(set(pairs))
 
 
 def _num(value: float | None, spec: str) -> str:
@@ -1149,7 +1466,8 @@ def summarize(out_dir: str | os.PathLike[str]) -> Summary:
     config = blob["config"]
     rows = [_summary_row(g, config) for g in groups.values()]
     rows.sort(key=lambda r: (r["method"] != "base", r["sigma"] or 0, r["tau"] or 0, r["n"] or 0))
-    model = config.get("model") or f"checkpoint {Path(config.get('checkpoint') or '').name}"
+    model = (config.get("model") or blob.get("derived", {}).get("model_description")
+             or f"checkpoint {Path(config.get('checkpoint') or '').name}")
     header = (
         f"model `{model}` · dataset `{config['dataset']}` ({config['split']}) · sampler "
         f"`{config['sampler']}` · alpha = {config['alpha']} · seed {config['seed']}"
