@@ -15,6 +15,10 @@ O(N + n)). Power and planning: :func:`segcertify_power`,
 :func:`expected_certified_fraction`, :func:`required_samples`,
 :func:`clopper_pearson_lower`, :func:`certify_threshold`, :func:`bonferroni_threshold`,
 :func:`guess_probability`.
+
+Simultaneous lower bounds (per-component radius maps):
+:func:`simultaneous_lower_bounds` (Bonferroni/Clopper-Pearson or a Holm ladder),
+:func:`ladder_levels`.
 """
 
 from multitest._adapter import METHOD_ALIASES, multipletests
@@ -32,6 +36,12 @@ from multitest._fwer import (
     sidak,
 )
 from multitest._hommel import hommel
+from multitest._lower import (
+    LOWER_METHODS,
+    LowerBounds,
+    ladder_levels,
+    simultaneous_lower_bounds,
+)
 from multitest._power import (
     SampleSizePlan,
     bonferroni_threshold,
@@ -48,6 +58,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "COUNT_METHODS",
+    "LOWER_METHODS",
+    "LowerBounds",
     "METHOD_ALIASES",
     "CountCertificate",
     "MultitestResult",
@@ -69,10 +81,12 @@ __all__ = [
     "holm",
     "holm_sidak",
     "hommel",
+    "ladder_levels",
     "lehmann_romano",
     "multipletests",
     "required_samples",
     "segcertify_power",
     "sidak",
+    "simultaneous_lower_bounds",
     "two_stage_benjamini_hochberg",
 ]
