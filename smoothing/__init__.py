@@ -23,7 +23,12 @@ from smoothing.metrics import (
     miou_dataset,
     miou_per_image,
 )
-from smoothing.segcertify import CERTIFYING_CORRECTIONS, SegCertify, SegmentationCertificate
+from smoothing.segcertify import (
+    CERTIFYING_CORRECTIONS,
+    RadiusMap,
+    SegCertify,
+    SegmentationCertificate,
+)
 
 __all__ = [
     "ABSTAIN",
@@ -38,6 +43,7 @@ __all__ = [
     "JointClass",
     "MultiScale",
     "PointCloudSegmenter",
+    "RadiusMap",
     "SegCertify",
     "SegmentationCertificate",
     "SegmentationMetrics",
