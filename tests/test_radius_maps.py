@@ -160,3 +160,47 @@ def test_soundness_with_the_oracle_counts(method):
         lo = mt.simultaneous_lower_bounds(s.counts[r], n, alpha, method=method).p_lower
         errors += bool((sampler.radii(lo) > sampler.radii(p_true)).any())
     assert errors / reps <= alpha + 3 * np.sqrt(alpha * (1 - alpha) / reps)
+
+
+# ---------------------------------------------------------------------------
+# segcertify radius-maps
+# ---------------------------------------------------------------------------
+def test_cli_radius_maps_writes_layers_figures_and_resumes(tmp_path, capsys):
+    from smoothing import cli
+
+    argv = ["radius-maps", "--out", str(tmp_path), "--num-inputs", "1", "--image-size",
+            "16", "32", "--n", "20", "--n0", "4", "--alpha", "0.01", "--device", "cpu",
+            "--batch-size", "24", "--no-progress", "--method", "ladder", "--levels", "0.6",
+            "0.8"]
+    assert cli.main(argv) == 0
+    with np.load(tmp_path / "radius_maps" / "000000-sigma0.25-n20.npz") as z:
+        assert z["radius"].shape == (16, 32) and z["image"].shape == (3, 16, 32)
+        radius, labels, p_lower = z["radius"], z["labels"], z["p_lower"]
+        assert set(np.unique(p_lower)) <= {0.0, 0.6, 0.8}
+        np.testing.assert_array_equal(labels == ABSTAIN, radius == 0)
+        np.testing.assert_allclose(radius, GaussianL2(0.25).radii(p_lower), rtol=1e-6)
+    assert (tmp_path / "figures" / "000000-sigma0.25-n20.png").stat().st_size > 0
+    rows = (tmp_path / "radius_maps.csv").read_text().splitlines()
+    assert len(rows) == 2 and "ladder" in rows[1]
+    assert cli.main(argv) == 0  # resume: nothing new
+    assert len((tmp_path / "radius_maps.csv").read_text().splitlines()) == 2
+
+
+def test_cli_radius_maps_bad_options(tmp_path, capsys):
+    from smoothing import cli
+
+    base = ["radius-maps", "--out", str(tmp_path), "--num-inputs", "1", "--device", "cpu"]
+    assert cli.main([*base, "--levels", "0.6"]) == 2
+    assert "--levels needs --method ladder" in capsys.readouterr().err
+    assert cli.main([*base, "--method", "ladder", "--levels", "0.8", "0.6"]) == 2
+    assert "strictly increasing" in capsys.readouterr().err
+    assert not (tmp_path / "radius_maps.csv").exists()
+
+
+def test_radius_map_figure_errors():
+    from smoothing.radius_maps import radius_map_figure
+
+    with pytest.raises(ValueError, match="`radius` must be a 2-D map"):
+        radius_map_figure(None, np.zeros(4))
+    with pytest.raises(ValueError, match="`radius` must be >= 0"):
+        radius_map_figure(None, -np.ones((2, 2)))
