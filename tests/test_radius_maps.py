@@ -204,3 +204,22 @@ def test_radius_map_figure_errors():
         radius_map_figure(None, np.zeros(4))
     with pytest.raises(ValueError, match="`radius` must be >= 0"):
         radius_map_figure(None, -np.ones((2, 2)))
+
+
+def test_simulation_quick_mode(tmp_path):
+    import csv
+
+    from simulations import radius_maps as sim
+
+    assert sim.main(["--quick", "--out", str(tmp_path), "--figures", str(tmp_path),
+                     "--threads", "1"]) == 0
+    with open(tmp_path / "radius_maps_table.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["method"] for r in rows] == list(sim.METHODS)
+    by = {r["method"]: r for r in rows}
+    assert by["grid-holm"]["samplings"] == str(len(sim.GRID_TAUS))
+    assert all(0 <= float(r["certified_accuracy"]) <= float(r["certified"]) + 1e-9
+               for r in rows)
+    for name in ("radius_maps_curve.png", "radius_maps_example.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert sim.main(["--plot-only", "--out", str(tmp_path), "--figures", str(tmp_path)]) == 0
