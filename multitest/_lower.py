@@ -59,7 +59,9 @@ def ladder_levels(n: int, num_components: int, alpha: float, *, num: int = 8) ->
 
     The levels run from just above 1/2 to ``(alpha / num_components) ** (1 / n)``, the
     largest lower bound Bonferroni can give with ``n`` trials; they are evenly
-    spaced in :math:`\\Phi^{-1}` (hence in Gaussian radius). They depend only on
+    spaced in :math:`\\Phi^{-1}` (hence in Gaussian radius); where that bound is at
+    most 1/2 (too few trials for any bound above 1/2) they run up to
+    :math:`\\Phi(1)` instead. They depend only on
     ``(n, N, alpha)``, never on the counts, as the guarantee requires.
 
     Parameters
@@ -91,9 +93,10 @@ def ladder_levels(n: int, num_components: int, alpha: float, *, num: int = 8) ->
     for value, name in ((num_components, "num_components"), (num, "num")):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}.")
-    top = (alpha / num_components) ** (1.0 / n)
-    z = special.ndtri(top) * np.arange(1, num + 1) / num
-    return special.ndtr(z)
+    z_top = special.ndtri((alpha / num_components) ** (1.0 / n))
+    if not z_top > 0:  # n too small for any bound above 1/2: a nominal ladder to Phi(1)
+        z_top = 1.0
+    return special.ndtr(z_top * np.arange(1, num + 1) / num)
 
 
 def _bonferroni_lower(n: int, c: np.ndarray, level: float) -> np.ndarray:

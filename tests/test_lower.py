@@ -140,6 +140,12 @@ def test_bad_input(kwargs, err, match):
         slb(**kwargs)
 
 
+@pytest.mark.parametrize(("n", "N"), [(100, 1), (500, 10**6), (3, 10**6)])
+def test_ladder_levels_increase_above_one_half(n, N):
+    lv = mt.ladder_levels(n, N, 0.001, num=5)
+    assert lv.size == 5 and lv[0] > 0.5 and np.all(np.diff(lv) > 0) and lv[-1] < 1
+
+
 def test_ladder_levels_errors():
     with pytest.raises(ValueError, match="`num` must be an integer >= 1"):
         mt.ladder_levels(10, 5, 0.1, num=0)
