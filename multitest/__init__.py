@@ -15,6 +15,10 @@ O(N + n)). Power and planning: :func:`segcertify_power`,
 :func:`expected_certified_fraction`, :func:`required_samples`,
 :func:`clopper_pearson_lower`, :func:`certify_threshold`, :func:`bonferroni_threshold`,
 :func:`guess_probability`, :func:`min_certifying_samples`.
+
+Simultaneous lower bounds (per-component radius maps):
+:func:`simultaneous_lower_bounds` (Bonferroni/Clopper-Pearson or a Holm ladder),
+:func:`ladder_levels`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs; at run time s
         sidak,
     )
     from multitest._hommel import hommel
+    from multitest._lower import (
+        LOWER_METHODS,
+        LowerBounds,
+        ladder_levels,
+        simultaneous_lower_bounds,
+    )
     from multitest._planning import min_certifying_samples
     from multitest._power import (
         SampleSizePlan,
@@ -65,6 +75,8 @@ _SOURCES: dict[str, str] = {
     **dict.fromkeys(["bonferroni", "generalized_bonferroni", "hochberg", "holm",
                      "holm_sidak", "lehmann_romano", "sidak"], "_fwer"),
     "hommel": "_hommel",
+    **dict.fromkeys(["LOWER_METHODS", "LowerBounds", "ladder_levels",
+                     "simultaneous_lower_bounds"], "_lower"),
     "min_certifying_samples": "_planning",
     **dict.fromkeys(["SampleSizePlan", "bonferroni_threshold", "certify_threshold",
                      "clopper_pearson_lower", "expected_certified_fraction",
@@ -90,6 +102,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "COUNT_METHODS",
+    "LOWER_METHODS",
+    "LowerBounds",
     "METHOD_ALIASES",
     "CountCertificate",
     "MultitestResult",
@@ -111,11 +125,13 @@ __all__ = [
     "holm",
     "holm_sidak",
     "hommel",
+    "ladder_levels",
     "lehmann_romano",
     "min_certifying_samples",
     "multipletests",
     "required_samples",
     "segcertify_power",
     "sidak",
+    "simultaneous_lower_bounds",
     "two_stage_benjamini_hochberg",
 ]

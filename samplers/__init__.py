@@ -8,6 +8,9 @@ Every sampler implements the small :class:`Sampler` interface:
 ``radius(tau)``
     The certified radius of a component whose top-class probability exceeds
     ``tau`` in [1/2, 1) (Theorem 5.1 of the paper, with the sampler's theorem).
+``radii(p_lower)``
+    Vectorised radius per component from lower bounds on its top-class
+    probability (0 where ``p_lower <= 1/2``): the per-component radius maps.
 ``threat_model``, ``sound``, ``describe()``
     What the radius is measured in, whether it is a proven certificate, and one
     line for reports.

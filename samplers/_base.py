@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from statistics import NormalDist
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 __all__ = ["Sampler"]
@@ -63,6 +64,45 @@ class Sampler(ABC):
     def radius(self, tau: float) -> float:
         """Certified radius for the threshold ``tau`` in [1/2, 1)."""
 
+    def radii(self, p_lower):
+        r"""Certified radius of every component, from lower bounds on its top-class probability.
+
+        Parameters
+        ----------
+        p_lower : torch.Tensor or array_like of float
+            Lower bounds in [0, 1], any shape (e.g.
+            :func:`multitest.simultaneous_lower_bounds`).
+
+        Returns
+        -------
+        torch.Tensor or numpy.ndarray
+            float64 radii, same shape: ``radius(p)`` where ``p > 1/2`` (``inf`` at
+            ``p = 1``), 0 where ``p <= 1/2`` (no certificate). A tensor for a
+            tensor input (on its device), else a NumPy array.
+
+        Raises
+        ------
+        TypeError
+            If `p_lower` is not real-valued.
+        ValueError
+            If a value is NaN or outside [0, 1].
+
+        Notes
+        -----
+        The radius of Theorem 5.1 of [1]_ with :math:`\underline{p_A}` = ``p_lower``
+        per component. This generic version calls :meth:`radius` per element; the
+        concrete samplers override it with one vectorised expression.
+        """
+        p, back = _as_probabilities(p_lower)
+        flat = p.reshape(-1).tolist()
+        out = torch.tensor([self._radius_or_zero(v) for v in flat], dtype=torch.float64)
+        return back(out.reshape(p.shape))
+
+    def _radius_or_zero(self, p: float) -> float:
+        if p <= 0.5:
+            return 0.0
+        return math.inf if p >= 1.0 else self.radius(p)
+
     def describe(self) -> str:
         """One line for reports: the distribution, its parameters and threat model.
 
@@ -101,6 +141,28 @@ def _check_tau(tau: object) -> float:
     if not 0.5 <= t < 1.0:  # also refuses NaN
         raise ValueError(f"`tau` must lie in [1/2, 1); got {tau!r}.")
     return t
+
+
+def _as_probabilities(p_lower: object):
+    """``(float64 CPU-or-device tensor, function converting a result back)``."""
+    if isinstance(p_lower, torch.Tensor):
+        if p_lower.dtype.is_complex:
+            raise TypeError(f"`p_lower` must be real; got dtype {p_lower.dtype}.")
+        p = p_lower.to(torch.float64)
+
+        def back(t: torch.Tensor):
+            return t.to(p_lower.device)
+    else:
+        arr = np.asarray(p_lower)
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"`p_lower` must be an array of real numbers; got dtype {arr.dtype}.")
+        p = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
+
+        def back(t: torch.Tensor):
+            return t.cpu().numpy()
+    if p.numel() and (torch.isnan(p).any() or p.min() < 0.0 or p.max() > 1.0):
+        raise ValueError("`p_lower` must lie in [0, 1] (no NaN); got values outside.")
+    return p, back
 
 
 def _normal_ppf(tau: float) -> float:

@@ -11,6 +11,7 @@ import torch
 from samplers._base import (
     Sampler,
     _add_noise,
+    _as_probabilities,
     _check_generator,
     _check_input,
     _check_positive,
@@ -159,3 +160,12 @@ class LaplaceL1(Sampler):
         """
         tau = _check_tau(tau)
         return max(0.0, -self.scale * math.log(2.0 * (1.0 - tau)))  # max: no -0.0
+
+    def radii(self, p_lower):
+        r"""Vectorised :meth:`radius`: :math:`-\lambda \ln(2(1 - p))` where ``p > 1/2``, else 0.
+
+        See :meth:`samplers.Sampler.radii`.
+        """
+        p, back = _as_probabilities(p_lower)
+        r = -self.scale * torch.log(2.0 * (1.0 - p))
+        return back(torch.where(p > 0.5, r, 0.0))

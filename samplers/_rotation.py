@@ -18,6 +18,7 @@ import torch
 
 from samplers._base import (
     Sampler,
+    _as_probabilities,
     _check_generator,
     _check_input,
     _check_point_cloud,
@@ -304,6 +305,14 @@ class RotationZ(Sampler):
             If ``tau`` lies outside [1/2, 1).
         """
         return self.sigma * _normal_ppf(_check_tau(tau))
+
+    def radii(self, p_lower):
+        r"""Vectorised :meth:`radius`: :math:`\sigma\,\Phi^{-1}(p)` where ``p > 1/2``, else 0.
+
+        See :meth:`samplers.Sampler.radii`.
+        """
+        p, back = _as_probabilities(p_lower)
+        return back(torch.where(p > 0.5, self.sigma * torch.special.ndtri(p), 0.0))
 
 
 @dataclass(frozen=True)

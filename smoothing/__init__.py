@@ -43,6 +43,7 @@ _LAZY: dict[str, str] = {
     "miou_dataset": "smoothing.metrics",
     "miou_per_image": "smoothing.metrics",
     "CERTIFYING_CORRECTIONS": "smoothing.segcertify",
+    "RadiusMap": "smoothing.segcertify",
     "SegCertify": "smoothing.segcertify",
     "SegmentationCertificate": "smoothing.segcertify",
 }
@@ -69,7 +70,12 @@ if TYPE_CHECKING:  # static analysers see the eager imports
         miou_dataset,
         miou_per_image,
     )
-    from smoothing.segcertify import CERTIFYING_CORRECTIONS, SegCertify, SegmentationCertificate
+    from smoothing.segcertify import (
+        CERTIFYING_CORRECTIONS,
+        RadiusMap,
+        SegCertify,
+        SegmentationCertificate,
+    )
 
 
 def __getattr__(name: str) -> Any:
@@ -99,6 +105,7 @@ __all__ = [
     "JointClass",
     "MultiScale",
     "PointCloudSegmenter",
+    "RadiusMap",
     "SegCertify",
     "SegmentationCertificate",
     "SegmentationMetrics",

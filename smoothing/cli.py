@@ -11,6 +11,9 @@ Subcommands:
     List the built-in models.
 ``demo``
     The quick end-to-end demonstration (:func:`smoothing.demo.run_demo`).
+``radius-maps``
+    Per-component certified radius maps, an ``.npz`` layer and a figure per input
+    (:mod:`smoothing.radius_maps`).
 
 Bad options, missing files, a model that does not fit the data set and a resume
 with other options all end with ONE line ``segcertify: error: ...`` on stderr and
@@ -285,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
+
+    from smoothing import radius_maps  # its handler imports torch only when it runs
+
+    radius_maps.add_parser(sub, option_groups=(_add_model_options, _add_data_options,
+                                               _add_certify_options))
     return parser
 
 

@@ -23,9 +23,16 @@ import multitest
 from samplers import Sampler
 from smoothing import _sampling as S
 from smoothing._labels import soundness_note
+from smoothing._radius import RadiusMap, radius_map_from_counts
 from smoothing._sampling import ABSTAIN
 
-__all__ = ["ABSTAIN", "CERTIFYING_CORRECTIONS", "SegCertify", "SegmentationCertificate"]
+__all__ = [
+    "ABSTAIN",
+    "CERTIFYING_CORRECTIONS",
+    "RadiusMap",
+    "SegCertify",
+    "SegmentationCertificate",
+]
 
 #: Corrections that control the (k-)FWER under *arbitrary* dependence between
 #: components -- the ones Proposition 1 needs. The other methods of
@@ -74,6 +81,11 @@ class SegmentationCertificate:
     pvalues, pvalues_adjusted : torch.Tensor
         float64, component shape, computed on first access: the one-sided binomial
         p-values of ``H0: p <= tau`` and the correction's adjusted p-values.
+    radius_map : torch.Tensor
+        float64, component shape, computed on first access from the same ``counts``:
+        every component's own certified radius, 0 where it abstains -- the
+        Bonferroni map of :meth:`SegCertify.radius_map` at this certificate's
+        ``alpha`` (call that method for the ladder or another ``alpha``).
     """
 
     labels: torch.Tensor
@@ -87,9 +99,18 @@ class SegmentationCertificate:
     time_testing: float
     sound: bool
     _test: multitest.CountCertificate = field(repr=False)
+    _sampler: Sampler | None = field(default=None, repr=False)
 
     #: The label of an abstained component.
     ABSTAIN: ClassVar[int] = ABSTAIN
+
+    @cached_property
+    def radius_map(self) -> torch.Tensor:
+        if self._sampler is None:
+            raise AttributeError("this certificate carries no sampler; use "
+                                 "SegCertify.radius_map(cert) instead.")
+        return radius_map_from_counts(self.counts, self.guesses, self.params["n"],
+                                      self._sampler, alpha=self.params["alpha"]).radius
 
     @cached_property
     def pvalues(self) -> torch.Tensor:
@@ -443,6 +464,87 @@ class SegCertify:
                        threshold=int(test.threshold), params={**p, "tau": tau},
                        time_testing=time.perf_counter() - t0, _test=test)
 
+    def radius_map(self, cert: SegmentationCertificate, *, method: str = "bonferroni",
+                   alpha: float | None = None, levels=None) -> RadiusMap:
+        r"""Every component's own certified radius, from ``cert``'s counts (no sampling).
+
+        Component ``i`` gets the radius ``sampler.radii(p_lower_i)`` of the lower
+        confidence bound ``p_lower_i`` on its guessed class's probability, valid
+        simultaneously over all components
+        (:func:`multitest.simultaneous_lower_bounds`), and abstains (radius 0)
+        where ``p_lower_i <= 1/2``.
+
+        **Guarantee.** With probability at least ``1 - alpha`` over the ``n``
+        counting samples, simultaneously for every component with radius
+        :math:`r_i > 0`: the guessed class has probability :math:`p_i \ge
+        \underline p_i > 1/2` under the noise, so the smoothed model (threshold
+        1/2) predicts it at every input within :math:`r_i` in the sampler's threat
+        model (Theorem 5.1 of [1]_ with :math:`\tau = \underline p_i`; for
+        :class:`samplers.GaussianL2`, :math:`r_i = \sigma\,\Phi^{-1}(\underline p_i)`).
+        The ``n0`` guesses only pick the hypotheses; any guess keeps the guarantee.
+
+        **Family budget.** The map is a second statement made from the same
+        counts. With ``method='bonferroni'`` and the same ``alpha`` as a fixed-tau
+        certificate with ``correction='bonferroni'``, the map certifies the same
+        class with ``radius >= sampler.radius(tau)`` exactly where that certificate
+        does, for every ``tau``, and its error event contains the certificate's:
+        both hold together with probability ``1 - alpha``. A Holm certificate can
+        certify components the Bonferroni map does not; map and Holm certificate
+        hold together with probability ``1 - 2 alpha`` (union bound). With
+        ``method='ladder'`` at ``alpha`` versus the grid of fixed-tau certificates
+        at its levels, each at ``alpha / L`` (the same total budget): the map
+        reaches every level a Bonferroni certificate certifies, and the top level
+        wherever the Holm certificate at the top level certifies.
+
+        Parameters
+        ----------
+        cert : SegmentationCertificate
+            A certificate from :meth:`certify` / :meth:`predict` of this certifier.
+        method : {'bonferroni', 'ladder'}, default 'bonferroni'
+            Simultaneous bounds by Clopper-Pearson at ``alpha / N``, or by Holm over
+            a ladder of levels.
+        alpha : float, optional
+            Error probability of the whole map; default ``cert``'s.
+        levels : sequence of float, optional
+            The ladder for ``method='ladder'``; default
+            :func:`multitest.ladder_levels`. It must not be chosen after looking
+            at the counts.
+
+        Returns
+        -------
+        RadiusMap
+            ``radius``, ``labels``, ``p_lower``, ``method``, ``alpha``, ``levels``,
+            ``sound``.
+
+        Raises
+        ------
+        TypeError
+            If ``cert`` is not a :class:`SegmentationCertificate`.
+        ValueError
+            For a bad ``method``, ``alpha`` or ``levels``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from samplers import GaussianL2
+        >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)
+        >>> seg = SegCertify(model, GaussianL2(0.25), num_classes=2, n0=10, n=100,
+        ...                  tau=0.75, alpha=0.001, correction="bonferroni", batch_size=50)
+        >>> cert = seg.certify(torch.rand(3, 4, 4), generator=torch.Generator().manual_seed(0))
+        >>> rmap = seg.radius_map(cert)
+        >>> rmap.radius.shape, bool((rmap.radius[cert.certified] >= cert.radius).all())
+        (torch.Size([4, 4]), True)
+        >>> torch.equal(rmap.radius, cert.radius_map)
+        True
+        """
+        if not isinstance(cert, SegmentationCertificate):
+            raise TypeError(f"`cert` must be a SegmentationCertificate; got "
+                            f"{type(cert).__name__}.")
+        alpha = cert.params["alpha"] if alpha is None else S.check_alpha(alpha)
+        return radius_map_from_counts(cert.counts, cert.guesses, cert.params["n"],
+                                      self.sampler, alpha=alpha, method=method,
+                                      levels=levels)
+
     def _test(self, counts: np.ndarray, guesses: torch.Tensor, n: int, tau: float,
               alpha: float) -> tuple[torch.Tensor, multitest.CountCertificate]:
         """The testing step of Algorithm 2: (labels, the count certificate)."""
@@ -493,6 +595,7 @@ class SegCertify:
             time_testing=time_testing,
             sound=self.sound,
             _test=test,
+            _sampler=self.sampler,
         )
 
 
