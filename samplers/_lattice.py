@@ -166,7 +166,9 @@ class LatticeGaussian(Sampler):
     of probability :math:`> \tau` keeps probability :math:`> 1/2` (so it stays the
     top class) for
 
-    .. math:: \|\delta\|_2 \le R = \sigma\sqrt{2}\,\bigl(\sqrt{\ln(1/q)} - \sqrt{\ln(1/\tau')}\bigr),
+    .. math::
+        \|\delta\|_2 \le R = \sigma\sqrt{2}\,
+        \bigl(\sqrt{\ln(1/q)} - \sqrt{\ln(1/\tau')}\bigr),
 
     with :math:`\tau' = \tau - \varepsilon`, :math:`q = 1/2 + \varepsilon`,
     :math:`\varepsilon = ` ``max_dim`` :math:`\times` the per-coordinate

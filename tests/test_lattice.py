@@ -84,8 +84,9 @@ def test_output_exactly_on_lattice(dtype):
     y2 = LatticeGaussian(0.3).perturb(x, generator=torch.Generator().manual_seed(5))
     assert torch.equal(y1, y2)
     # the same seed gives the same output; batch elements get independent noise
-    a = LatticeGaussian(0.3).perturb(x, generator=torch.Generator().manual_seed(7))
-    assert torch.equal(a, LatticeGaussian(0.3).perturb(x, generator=torch.Generator().manual_seed(7)))
+    a, b = (LatticeGaussian(0.3).perturb(x, generator=torch.Generator().manual_seed(7))
+            for _ in range(2))
+    assert torch.equal(a, b) and not torch.equal(a[0], a[1])
 
 
 def test_bad_input():
@@ -142,7 +143,8 @@ def test_radius_sound_2d_brute_force():
             order = np.argsort(q / p, kind="stable")
             cum = np.cumsum(p[order])
             i = int(np.searchsorted(cum, tau))
-            worst = q[order][:i].sum() + q[order][i] * (tau - (cum[i - 1] if i else 0)) / p[order][i]
+            before = cum[i - 1] if i else 0.0
+            worst = q[order][:i].sum() + q[order][i] * (tau - before) / p[order][i]
             assert worst > 0.5, (tau, t)
 
 
