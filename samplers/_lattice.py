@@ -18,8 +18,8 @@ __all__ = ["LatticeGaussian"]
 
 #: The 8-bit grid: inputs are k / LEVELS, k = 0..LEVELS.
 LEVELS = 255
-#: Bits of one draw: ``torch.Tensor.random_(0, 2**DRAW_BITS)`` (int64).
-DRAW_BITS = 62
+#: Bits of one draw: ``torch.Tensor.random_()`` on int64 is uniform on [0, 2**63).
+DRAW_BITS = 63
 #: The truncated support's tail mass (per coordinate) is below this.
 TAIL_MASS = 2.0 ** -60
 _DIGITS = 60  # decimal precision of the table's probabilities
@@ -90,7 +90,8 @@ def _table(scale: float) -> _Table:
         for j in range(slots):
             got[j] += thr[j]
             got[alias[j]] += unit - thr[j]
-        assert sum(got) == 1 << DRAW_BITS and all(g == 0 for g in got[size:])
+        if sum(got) != 1 << DRAW_BITS or any(got[size:]):  # pragma: no cover - invariant
+            raise RuntimeError("alias table construction lost probability mass")
         total = Decimal(1 << DRAW_BITS)
         dev = sum(abs(Decimal(got[i]) / total - pmf[i]) for i in range(size))
         # TV(sampled, truncated) + TV(truncated, untruncated) <= dev / 2 + tail
@@ -100,23 +101,24 @@ def _table(scale: float) -> _Table:
 
 
 @njit(cache=True)
-def _perturb_kernel(x, bits, thr, alias, low_bits, K, out):  # pragma: no cover - numba
-    """out = (round(255 x) + noise) / 255 per element; returns #inputs off the lattice.
+def _perturb_kernel(x, bits, thr, alias, low_bits, lut, out):  # pragma: no cover - numba
+    """out = lut[round(255 x) + noise]; returns the number of inputs off the lattice.
 
-    Integers and the division are float64 (exact integers; one correctly rounded
-    division), stored into ``out``'s dtype: the float nearest to the lattice point.
+    ``lut[i]`` is the float nearest to ``(i - K) / 255`` in ``x``'s dtype, so the
+    output is a fixed function of the integer lattice point ``round(255 x) + k``.
+    Branch-free alias lookup.
     """
     mask = (np.int64(1) << low_bits) - 1
+    K = (lut.size - LEVELS - 1) // 2
     bad = 0
     for i in range(x.size):
         b = bits[i]
         j = b >> low_bits
-        k = j if (b & mask) < thr[j] else alias[j]
-        m = np.round(np.float64(x[i]) * LEVELS)
-        out[i] = m / LEVELS
-        if out[i] != x[i] or m < 0 or m > LEVELS:
-            bad += 1
-        out[i] = (m + np.float64(k - K)) / LEVELS
+        a = alias[j]
+        k = a + ((b & mask) < thr[j]) * (j - a)  # j - K or alias[j] - K, in 0..2K
+        m = min(max(np.int64(x[i] * LEVELS + 0.5), 0), LEVELS)
+        bad += lut[m + K] != x[i]  # x is the float nearest to m / 255 (NaN: bad)
+        out[i] = lut[m + k]
     return bad
 
 
@@ -174,7 +176,7 @@ class LatticeGaussian(Sampler):
     :math:`\varepsilon = ` ``max_dim`` :math:`\times` the per-coordinate
     total-variation distance between the sampled distribution (truncated to a
     support of tail mass < 2^-60, alias-table probabilities that are exact
-    multiples of 2^-62) and the exact discrete Gaussian, computed at table
+    multiples of 2^-63) and the exact discrete Gaussian, computed at table
     construction in 60-digit decimal arithmetic. ``R`` is smaller than the
     continuous Gaussian's :math:`\sigma\Phi^{-1}(\tau)` (0.62 of it at tau = 0.75,
     0.37 at tau = 0.999): the price of a bound proven for the lattice.
@@ -278,12 +280,13 @@ class LatticeGaussian(Sampler):
                              f"certifies at most max_dim={self.max_dim}.")
         t = self._tab
         bits = torch.empty(x.shape, dtype=torch.int64, device=x.device)
-        bits.random_(0, 1 << DRAW_BITS, generator=generator)
-        if x.device.type == "cpu" and not x.requires_grad:
+        bits.random_(generator=generator)  # uniform on [0, 2**63)
+        if x.device.type == "cpu":
             src = x.detach().contiguous().reshape(-1).numpy()
             out = torch.empty_like(x, memory_format=torch.contiguous_format)
             bad = _perturb_kernel(src, bits.reshape(-1).numpy(), t.thr, t.alias,
-                                  t.low_bits, t.K, out.reshape(-1).numpy())
+                                  t.low_bits, _lut(t, x.dtype, "cpu").numpy(),
+                                  out.reshape(-1).numpy())
         else:
             out, bad = _perturb_torch(x, bits, t)
         if bad:
@@ -320,14 +323,20 @@ class LatticeGaussian(Sampler):
         return max(0.0, r * (1 - 1e-12))  # round down
 
 
+def _lut(t: _Table, dtype: torch.dtype, device) -> torch.Tensor:
+    """``lut[i]`` = the float nearest to ``(i - K) / 255``, i in 0..2K + 255."""
+    i = torch.arange(-t.K, LEVELS + t.K + 1, dtype=torch.float64, device=device)
+    return (i / LEVELS).to(dtype)
+
+
 def _perturb_torch(x: torch.Tensor, bits: torch.Tensor, t: _Table) -> tuple[torch.Tensor, int]:
     """The kernel in tensor operations (any device; the result carries no gradient)."""
     thr = torch.as_tensor(t.thr, device=x.device)
     alias = torch.as_tensor(t.alias, device=x.device)
+    lut = _lut(t, x.dtype, x.device)
     j = bits >> t.low_bits
-    low = bits & ((1 << t.low_bits) - 1)
-    k = torch.where(low < thr[j], j, alias[j]) - t.K
+    k = torch.where((bits & ((1 << t.low_bits) - 1)) < thr[j], j, alias[j])
     x = x.detach()
-    m = torch.round(x.to(torch.float64) * LEVELS)
-    bad = int(((m / LEVELS).to(x.dtype).ne(x) | (m < 0) | (m > LEVELS)).sum())
-    return ((m + k.to(torch.float64)) / LEVELS).to(x.dtype), bad
+    m = torch.round(x.to(torch.float64) * LEVELS).clamp_(0, LEVELS).to(torch.int64)
+    bad = int(lut[m + t.K].ne(x).sum())
+    return lut[m + k], bad

@@ -78,7 +78,7 @@ def test_output_exactly_on_lattice(dtype):
     assert torch.equal((m / 255).to(dtype), y)  # the float nearest to an integer / 255
     # identical to the tensor-operation path (other devices) for the same draws
     bits = torch.empty(x.shape, dtype=torch.int64).random_(
-        0, 1 << 62, generator=torch.Generator().manual_seed(5))
+        generator=torch.Generator().manual_seed(5))
     y1, bad = _perturb_torch(x, bits, LatticeGaussian(0.3)._tab)
     assert bad == 0
     y2 = LatticeGaussian(0.3).perturb(x, generator=torch.Generator().manual_seed(5))
@@ -89,12 +89,25 @@ def test_output_exactly_on_lattice(dtype):
     assert torch.equal(a, b) and not torch.equal(a[0], a[1])
 
 
+def test_draws_use_63_bits():
+    """The alias table assumes int64 random_() is uniform on [0, 2**63): check its top bits."""
+    b = torch.empty(200_000, dtype=torch.int64).random_(generator=torch.Generator().manual_seed(1))
+    assert int(b.min()) >= 0
+    top = (b >> 61).numpy()  # 2 bits: uniform on 0..3
+    counts = np.bincount(top, minlength=4)
+    assert counts.size == 4 and stats.chisquare(counts).pvalue > 1e-3
+
+
 def test_bad_input():
     s = LatticeGaussian(0.25)
     with pytest.raises(ValueError, match="8-bit"):
         s.perturb(torch.full((1, 4), 0.3))
     with pytest.raises(ValueError, match="8-bit"):
         s.perturb(torch.full((1, 4), 2.0))
+    with pytest.raises(ValueError, match="8-bit"):
+        s.perturb(torch.full((1, 4), float("nan")))
+    with pytest.raises(ValueError, match="8-bit"):
+        s.perturb(torch.full((1, 4), -1 / 255))
     with pytest.raises(TypeError, match="float32 or float64"):
         s.perturb(torch.zeros(1, 4, dtype=torch.float16))
     with pytest.raises(ValueError, match="max_dim"):
