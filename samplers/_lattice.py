@@ -182,8 +182,9 @@ class LatticeGaussian(Sampler):
     0.37 at tau = 0.999): the price of a bound proven for the lattice.
 
     **Cost.** One int64 ``random_`` per coordinate from the generator, then one
-    fused table lookup (a numba kernel on the CPU, four tensor operations on
-    other devices).
+    fused table lookup: on the CPU a numba kernel over chunks of 2^16 draws
+    (``benchmarks/bench_lattice.py``: about 1.3x ``GaussianL2.perturb``), on
+    other devices a few tensor operations (unmeasured on GPU).
 
     References
     ----------
@@ -279,15 +280,11 @@ class LatticeGaussian(Sampler):
             raise ValueError(f"`x` has {per_input} coordinates per input; this sampler "
                              f"certifies at most max_dim={self.max_dim}.")
         t = self._tab
-        bits = torch.empty(x.shape, dtype=torch.int64, device=x.device)
-        bits.random_(generator=generator)  # uniform on [0, 2**63)
         if x.device.type == "cpu":
-            src = x.detach().contiguous().reshape(-1).numpy()
-            out = torch.empty_like(x, memory_format=torch.contiguous_format)
-            bad = _perturb_kernel(src, bits.reshape(-1).numpy(), t.thr, t.alias,
-                                  t.low_bits, _lut(t, x.dtype, "cpu").numpy(),
-                                  out.reshape(-1).numpy())
+            out, bad = _perturb_cpu(x, generator, t)
         else:
+            bits = torch.empty(x.shape, dtype=torch.int64, device=x.device)
+            bits.random_(generator=generator)  # uniform on [0, 2**63)
             out, bad = _perturb_torch(x, bits, t)
         if bad:
             raise ValueError(f"`x` must be 8-bit (values k / 255, k in 0..255); {int(bad)} "
@@ -327,6 +324,29 @@ def _lut(t: _Table, dtype: torch.dtype, device) -> torch.Tensor:
     """``lut[i]`` = the float nearest to ``(i - K) / 255``, i in 0..2K + 255."""
     i = torch.arange(-t.K, LEVELS + t.K + 1, dtype=torch.float64, device=device)
     return (i / LEVELS).to(dtype)
+
+
+#: Coordinates per chunk on the CPU: the chunk's random draws stay in cache.
+_CHUNK = 1 << 16
+
+
+def _perturb_cpu(x: torch.Tensor, generator: torch.Generator | None,
+                 t: _Table) -> tuple[torch.Tensor, int]:
+    """The numba kernel over chunks of draws (the CPU generator draws sequentially, so
+    this equals one ``random_`` over all of ``x`` followed by the kernel)."""
+    src = x.detach().contiguous().reshape(-1).numpy()
+    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    dst = out.reshape(-1).numpy()
+    lut = _lut(t, x.dtype, "cpu").numpy()
+    buf = torch.empty(min(_CHUNK, src.size), dtype=torch.int64)
+    bits = buf.numpy()
+    bad = 0
+    for lo in range(0, src.size, _CHUNK):
+        hi = min(lo + _CHUNK, src.size)
+        buf[: hi - lo].random_(generator=generator)  # uniform on [0, 2**63)
+        bad += _perturb_kernel(src[lo:hi], bits[: hi - lo], t.thr, t.alias, t.low_bits,
+                               lut, dst[lo:hi])
+    return out, bad
 
 
 def _perturb_torch(x: torch.Tensor, bits: torch.Tensor, t: _Table) -> tuple[torch.Tensor, int]:

@@ -89,6 +89,18 @@ def test_output_exactly_on_lattice(dtype):
     assert torch.equal(a, b) and not torch.equal(a[0], a[1])
 
 
+def test_chunked_cpu_path_equals_one_draw():
+    """The CPU kernel draws in chunks; that must equal one random_ over all of x."""
+    x = torch.randint(0, 256, (2, 3, 128, 200), generator=torch.Generator().manual_seed(1)) / 255
+    assert x.numel() > 2 * 65536 and x.numel() % 65536
+    s = LatticeGaussian(0.2)
+    bits = torch.empty(x.shape, dtype=torch.int64).random_(
+        generator=torch.Generator().manual_seed(9))
+    ref, bad = _perturb_torch(x, bits, s._tab)
+    assert bad == 0
+    assert torch.equal(s.perturb(x, generator=torch.Generator().manual_seed(9)), ref)
+
+
 def test_draws_use_63_bits():
     """The alias table assumes int64 random_() is uniform on [0, 2**63): check its top bits."""
     b = torch.empty(200_000, dtype=torch.int64).random_(generator=torch.Generator().manual_seed(1))
