@@ -56,6 +56,13 @@ def test_randomized_at_most_conservative_and_matches_formula(n, tau, seed):
     assert np.all((p >= 0) & (p <= 1))
 
 
+@pytest.mark.parametrize("n,tau,seed", [(263, 0.0546875, 1)])  # found by hypothesis
+def test_regression_subnormal_pvalues(n, tau, seed):
+    counts = np.random.default_rng(seed).integers(0, n + 1, size=37)
+    p = multitest.binomial_pvalues(counts, n, tau, randomized=True, rng=seed)
+    assert np.all(p <= multitest.binomial_pvalues(counts, n, tau) + 1e-300)
+
+
 def test_array_n_matches_scalar_n():
     counts = np.array([[3, 50], [99, 100]])
     a = multitest.binomial_pvalues(counts, np.full((2, 2), 100), 0.8, randomized=True, rng=4)
@@ -177,6 +184,10 @@ def test_segcertify_randomized(toy, torch_one_thread):
         x, generator=torch.Generator().manual_seed(0))
     assert torch.equal(cons.counts, a.counts)
     assert bool((a.certified | ~cons.certified).all())  # superset of the conservative
+    pred = seg.predict(x, n=30, generator=torch.Generator().manual_seed(0), rng=1)
+    assert pred.params["n"] == 30 and pred.params["randomized"] is True
+    with pytest.raises(ValueError, match="`rng` is required"):
+        seg.predict(x, n=30)
     again = seg.retest(a, 0.75, rng=1)
     assert torch.equal(again.labels, a.labels)
     with pytest.raises(ValueError, match="`rng` is required"):
