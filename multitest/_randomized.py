@@ -62,11 +62,13 @@ def randomized_pvalues(counts: np.ndarray, n, tau: float, u: np.ndarray) -> np.n
     ``counts``; ``u`` float64 in [0, 1) of the counts' shape. With a scalar ``n``
     the two terms are evaluated once per distinct count, then gathered.
     """
-    if isinstance(n, int):
-        values, inverse = np.unique(counts, return_inverse=True)
-        upper, atom = _upper_and_atom(values, n, tau)
-        inverse = inverse.reshape(counts.shape)
-        return upper[inverse] + u * atom[inverse]
+    if isinstance(n, int):  # tables over 0..n, filled where a count occurs: O(N + n)
+        present = np.zeros(n + 1, dtype=bool)
+        present[counts] = True
+        values = np.flatnonzero(present)
+        upper, atom = np.zeros(n + 1), np.zeros(n + 1)
+        upper[values], atom[values] = _upper_and_atom(values, n, tau)
+        return upper[counts] + u * atom[counts]
     c, nn = np.broadcast_arrays(counts, n)
     upper, atom = _upper_and_atom(c, nn, tau)
     return upper + u * atom
