@@ -8,6 +8,7 @@ import numpy as np
 from scipy import special
 
 from multitest import _kernels as K
+from multitest import _randomized as R
 from multitest._validation import check_probability
 
 __all__ = [
@@ -172,7 +173,8 @@ def pvalues_of_valid_counts(n: int, tau: float, flat: np.ndarray) -> np.ndarray:
     return pvalues_of_counts(n, tau, flat.astype(np.int64, copy=False))
 
 
-def binomial_pvalues(counts, n, tau: float) -> np.ndarray:
+def binomial_pvalues(counts, n, tau: float, *, randomized: bool = False,
+                     rng=None) -> np.ndarray:
     """One-sided exact binomial p-values ``P(X >= count)``, X ~ Binomial(n, tau).
 
     The p-value of the test of ``H0: p <= tau`` against ``H1: p > tau`` after
@@ -189,6 +191,15 @@ def binomial_pvalues(counts, n, tau: float) -> np.ndarray:
         `counts`.
     tau : float
         Success probability under the null, in (0, 1).
+    randomized : bool, default False
+        ``True``: the exact randomized p-value ``P(X > count) + U * P(X = count)``
+        with one ``U ~ U(0, 1)`` per component drawn from `rng` (in C order of the
+        broadcast shape) -- exactly uniform under ``p = tau``, never larger than
+        the conservative p-value, but a random function of the count
+        (:mod:`multitest._randomized`).
+    rng : numpy.random.Generator or int, optional
+        Source of the ``U`` draws; required when ``randomized=True``, ignored
+        otherwise.
 
     Returns
     -------
@@ -198,9 +209,11 @@ def binomial_pvalues(counts, n, tau: float) -> np.ndarray:
     Raises
     ------
     TypeError
-        If `counts` or `n` are not integer-valued arrays.
+        If `counts` or `n` are not integer-valued arrays, or `rng` is not a
+        Generator or seed.
     ValueError
-        If a count lies outside [0, n], `n < 1`, or `tau` is not in (0, 1).
+        If a count lies outside [0, n], `n < 1`, `tau` is not in (0, 1), or
+        ``randomized=True`` without `rng`.
 
     Notes
     -----
@@ -227,10 +240,16 @@ def binomial_pvalues(counts, n, tau: float) -> np.ndarray:
     >>> from multitest import binomial_pvalues
     >>> binomial_pvalues([100, 90, 75, 0], n=100, tau=0.75)
     array([3.20720219e-13, 1.37100563e-04, 5.53470824e-01, 1.00000000e+00])
+    >>> p = binomial_pvalues([100, 90, 75, 0], n=100, tau=0.75, randomized=True, rng=0)
+    >>> bool((p <= binomial_pvalues([100, 90, 75, 0], n=100, tau=0.75)).all())
+    True
     """
     n = _as_n(n)
     c = _as_counts(counts, n)
     tau = check_probability(tau, "tau")
+    gen = R.check_rng(rng, randomized)
+    if gen is not None:
+        return _randomized_pvalues(c, n, tau, gen)
     if isinstance(n, int):
         shape = c.shape
         flat = np.ascontiguousarray(c).reshape(-1)
@@ -250,3 +269,17 @@ def binomial_pvalues(counts, n, tau: float) -> np.ndarray:
     out = special.betainc(safe, nn - safe + 1, tau)
     out[c == 0] = 1.0
     return out
+
+
+def _randomized_pvalues(c: np.ndarray, n, tau: float, rng: np.random.Generator) -> np.ndarray:
+    """Validated counts -> randomized p-values, U drawn over the broadcast shape."""
+    if isinstance(n, int):
+        if c.size:
+            check_count_range(c.min(), c.max(), n)
+        c = c.astype(np.int64, copy=False)
+    else:
+        c, n = np.broadcast_arrays(c, n)
+        if c.size and ((c < 0).any() or (c > n).any()):
+            raise ValueError("`counts` must lie in [0, n] elementwise.")
+        c = c.astype(np.int64)
+    return R.randomized_pvalues(c, n, tau, R.draw_uniforms(rng, c.shape))

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from multitest import _kernels as K
+from multitest import _randomized as R
 from multitest import _step
 from multitest._binomial import (
     _as_counts,
@@ -201,7 +202,7 @@ def _decide_counts(flat, compact, n, tau, alpha, spec, k, extra):
 
 
 def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "holm",
-                   k: int = 1) -> CountCertificate:
+                   k: int = 1, randomized: bool = False, rng=None) -> CountCertificate:
     """Certify components from their counts: ``procedure(binomial_pvalues(counts, n, tau))``.
 
     Each component ``i`` observed its guessed class ``counts[i]`` times out of
@@ -229,21 +230,32 @@ def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "h
     k : int, default 1
         ``k`` of the k-FWER procedures (``generalized_bonferroni``,
         ``lehmann_romano``); must stay 1 for the others.
+    randomized : bool, default False
+        ``True``: test with the exact randomized p-values of
+        :func:`binomial_pvalues` (one ``U ~ U(0, 1)`` per component from `rng`):
+        exactly ``procedure(binomial_pvalues(counts, n, tau, randomized=True,
+        rng=rng), alpha)`` for a generator in the same state. The decision is then
+        no longer a threshold on the count: components with the count
+        ``threshold`` may be certified or not, depending on their ``U``.
+    rng : numpy.random.Generator or int, optional
+        Source of the ``U`` draws; required when ``randomized=True``.
 
     Returns
     -------
     CountCertificate
-        ``reject``, ``threshold`` (reject iff ``count >= threshold``) and lazily
-        computed ``pvalues`` and ``pvalues_adjusted``.
+        ``reject``, ``threshold`` (reject iff ``count >= threshold``; with
+        ``randomized=True`` the smallest certified count, every larger count being
+        certified) and lazily computed ``pvalues`` and ``pvalues_adjusted``.
 
     Raises
     ------
     TypeError
-        If `counts` is not integer-valued, `n` is not a scalar integer, or `k` is
-        not an integer.
+        If `counts` is not integer-valued, `n` is not a scalar integer, `k` is
+        not an integer, or `rng` is not a Generator or seed.
     ValueError
         If a count is outside [0, n], `n < 1`, `tau` or `alpha` is outside (0, 1),
-        `k < 1`, `k != 1` for a method without `k`, or `method` is unknown.
+        `k < 1`, `k != 1` for a method without `k`, `method` is unknown, or
+        ``randomized=True`` without `rng`.
 
     Notes
     -----
@@ -284,6 +296,9 @@ def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "h
     k = check_k(k)
     if k != 1 and not spec.takes_k:
         raise ValueError(f"`k` must be 1 for method {method!r}; got {k}.")
+    gen = R.check_rng(rng, randomized)
+    if gen is not None:
+        return _certify_randomized(c, n, tau, alpha, method, spec, k, gen)
     shape = c.shape
     flat = np.ascontiguousarray(c).reshape(-1)
     N = flat.size
@@ -319,3 +334,20 @@ def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "h
 
     return CountCertificate(rej, alpha, method, k, adjust, threshold=thr, n=n, tau=tau,
                             _pvalues=pvalues)
+
+
+def _certify_randomized(c, n, tau, alpha, method, spec, k, rng) -> CountCertificate:
+    """The randomized test: the procedure on the randomized p-values (O(N log N))."""
+    shape = c.shape
+    flat = np.ascontiguousarray(c).reshape(-1)
+    if flat.size:
+        check_count_range(flat.min(), flat.max(), n)
+    flat = flat.astype(np.int64, copy=False)
+    p = R.randomized_pvalues(flat, n, tau, R.draw_uniforms(rng, shape).reshape(-1))
+    p = p.reshape(shape)
+    kwargs = {"k": k} if spec.takes_k else {}
+    res = spec.procedure(p, alpha, **kwargs)
+    rej = res.reject.reshape(-1)
+    thr = int(flat[rej].min()) if rej.any() else n + 1
+    return CountCertificate(res.reject, alpha, method, k, res._adjust, threshold=thr, n=n,
+                            tau=tau, _pvalues=lambda: p)

@@ -336,6 +336,9 @@ class DistributedSegCertify:
     TypeError
         If ``certifier`` is not a :class:`~smoothing.SegCertify` or ``ctx`` not a
         :class:`DistContext`.
+    ValueError
+        If ``certifier`` uses the randomized test (``randomized=True``): not
+        supported across processes.
 
     Notes
     -----
@@ -393,6 +396,12 @@ class DistributedSegCertify:
             raise TypeError(
                 f"`ctx` must be a DistContext (from init_from_env) or None; "
                 f"got {type(ctx).__name__}."
+            )
+        if certifier.randomized:
+            raise ValueError(
+                "`certifier` uses the randomized test (randomized=True), which "
+                "DistributedSegCertify does not support (every rank would need the same "
+                "U draws); build the SegCertify with randomized=False."
             )
         self.certifier = certifier
         self.ctx = ctx

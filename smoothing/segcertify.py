@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 import multitest
+from multitest._randomized import check_rng
 from samplers import Sampler
 from smoothing import _sampling as S
 from smoothing._labels import soundness_note
@@ -208,6 +209,14 @@ class SegCertify:
         from the output shape (an ambiguous shape raises).
     progress : bool, default False
         Show a tqdm progress bar over the batches.
+    randomized : bool, default False
+        Opt in to the exact randomized binomial test
+        (:func:`multitest.certify_counts` with ``randomized=True``): more
+        components certified from the same counts, but the certificate then
+        depends on one ``U ~ U(0, 1)`` per component drawn from the ``rng`` passed
+        to :meth:`certify` (see ``docs/certificates.md``). The guarantee holds
+        over the noise *and* the ``U`` draws; two runs with different ``rng``
+        may certify different components.
 
     Raises
     ------
@@ -304,6 +313,7 @@ class SegCertify:
         batch_size: int,
         layout: str = "auto",
         progress: bool = False,
+        randomized: bool = False,
     ) -> None:
         self.model = S.check_model(model)
         self.sampler = S.check_sampler(sampler)
@@ -322,13 +332,17 @@ class SegCertify:
         self.batch_size = S.check_int(batch_size, "batch_size")
         self.layout = S.check_layout(layout, allowed=("BCHW", "BHWC", "BNC", "BCN"))
         self.progress = bool(progress)
+        if not isinstance(randomized, bool):
+            raise TypeError(f"`randomized` must be a bool; got {type(randomized).__name__}.")
+        self.randomized = randomized
         self.radius = self.sampler.radius(self.tau)
 
     def __repr__(self) -> str:
         return (
             f"SegCertify(sampler={self.sampler!r}, num_classes={self.num_classes}, "
             f"n0={self.n0}, n={self.n}, tau={self.tau}, alpha={self.alpha}, "
-            f"correction={self.correction!r}, k={self.k}, batch_size={self.batch_size})"
+            f"correction={self.correction!r}, k={self.k}, batch_size={self.batch_size}"
+            + (", randomized=True)" if self.randomized else ")")
         )
 
     def _check_k(self, num_components: int) -> None:
@@ -340,8 +354,8 @@ class SegCertify:
         """Whether results are proven certificates (sound sampler and correction)."""
         return bool(self.sampler.sound) and self.correction in CERTIFYING_CORRECTIONS
 
-    def certify(self, x: torch.Tensor, *,
-                generator: torch.Generator | None = None) -> SegmentationCertificate:
+    def certify(self, x: torch.Tensor, *, generator: torch.Generator | None = None,
+                rng=None) -> SegmentationCertificate:
         """Run SEGCERTIFY (Algorithm 2) on one input.
 
         Parameters
@@ -353,6 +367,9 @@ class SegCertify:
             Source of randomness, on any device. The ``n0`` and ``n`` phases draw
             from two independent streams seeded from it, on the model's device;
             the same seed gives the same certificate. ``None``: torch's global RNG.
+        rng : numpy.random.Generator or int, optional
+            Source of the ``U(0, 1)`` draws of the randomized test; required when
+            the certifier was built with ``randomized=True``, ignored otherwise.
 
         Returns
         -------
@@ -371,11 +388,12 @@ class SegCertify:
             components, or the model output has the wrong shape, the wrong number
             of classes or non-finite values.
         """
-        return self._run(x, self.n0, self.n, self.alpha, generator)
+        rng = self._check_rng(rng)
+        return self._run(x, self.n0, self.n, self.alpha, generator, rng=rng)
 
     def predict(self, x: torch.Tensor, *, n: int | None = None, n0: int | None = None,
-                alpha: float | None = None,
-                generator: torch.Generator | None = None) -> SegmentationCertificate:
+                alpha: float | None = None, generator: torch.Generator | None = None,
+                rng=None) -> SegmentationCertificate:
         """Evaluate the thresholded smoothed model at ``x``, typically more cheaply.
 
         The same algorithm as :meth:`certify` (§5.1 of [1]_): for a fixed ``tau``,
@@ -393,6 +411,8 @@ class SegCertify:
             Error probability; default: this object's.
         generator : torch.Generator, optional
             As in :meth:`certify`.
+        rng : numpy.random.Generator or int, optional
+            As in :meth:`certify`.
 
         Returns
         -------
@@ -407,9 +427,11 @@ class SegCertify:
         n = self.n if n is None else S.check_int(n, "n")
         n0 = self.n0 if n0 is None else S.check_int(n0, "n0")
         alpha = self.alpha if alpha is None else S.check_alpha(alpha)
-        return self._run(x, n0, n, alpha, generator)
+        rng = self._check_rng(rng)
+        return self._run(x, n0, n, alpha, generator, rng=rng)
 
-    def retest(self, cert: SegmentationCertificate, tau: float) -> SegmentationCertificate:
+    def retest(self, cert: SegmentationCertificate, tau: float, *,
+               rng=None) -> SegmentationCertificate:
         """``cert``'s counts tested again at another threshold ``tau``, without sampling.
 
         The guesses and counts of Algorithm 2 do not depend on ``tau``; only the
@@ -424,6 +446,8 @@ class SegCertify:
             A certificate of this certifier (same correction and ``k``).
         tau : float
             The new threshold, in [1/2, 1).
+        rng : numpy.random.Generator or int, optional
+            As in :meth:`certify` (required with ``randomized=True``).
 
         Returns
         -------
@@ -458,8 +482,10 @@ class SegCertify:
             raise ValueError(f"`cert` was made with correction={p['correction']!r}, "
                              f"k={p['k']}; this certifier uses {self.correction!r}, "
                              f"k={self.k}.")
+        rng = self._check_rng(rng)
         t0 = time.perf_counter()
-        labels, test = self._test(cert.counts.numpy(), cert.guesses, p["n"], tau, p["alpha"])
+        labels, test = self._test(cert.counts.numpy(), cert.guesses, p["n"], tau, p["alpha"],
+                                  rng)
         return replace(cert, labels=labels, radius=self.sampler.radius(tau),
                        threshold=int(test.threshold), params={**p, "tau": tau},
                        time_testing=time.perf_counter() - t0, _test=test)
@@ -545,18 +571,28 @@ class SegCertify:
                                       self.sampler, alpha=alpha, method=method,
                                       levels=levels)
 
+    def _check_rng(self, rng):
+        """The numpy Generator of the randomized test (``None`` when not randomized)."""
+        if not self.randomized:
+            return None
+        if rng is None:
+            raise ValueError("`rng` is required: this certifier uses the randomized test "
+                             "(randomized=True); pass a numpy Generator or an integer seed.")
+        return check_rng(rng, True)
+
     def _test(self, counts: np.ndarray, guesses: torch.Tensor, n: int, tau: float,
-              alpha: float) -> tuple[torch.Tensor, multitest.CountCertificate]:
+              alpha: float, rng=None) -> tuple[torch.Tensor, multitest.CountCertificate]:
         """The testing step of Algorithm 2: (labels, the count certificate)."""
         self._check_k(counts.size)
         # BINPVALUE + FWERCONTROL: only the counts cross into multitest
         test = multitest.certify_counts(counts, n, tau, alpha, method=self.correction,
-                                        k=self.k)
+                                        k=self.k, randomized=rng is not None, rng=rng)
         # abstain where H0: p <= tau was not rejected
         return torch.where(torch.tensor(test.reject), guesses, ABSTAIN), test
 
     def _run(self, x: torch.Tensor, n0: int, n: int, alpha: float,
-             generator: torch.Generator | None, *, shares: tuple[int, int] | None = None,
+             generator: torch.Generator | None, *, rng=None,
+             shares: tuple[int, int] | None = None,
              reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
              ) -> SegmentationCertificate:
         # SAMPLE n0 -> guesses; SAMPLE n -> counts of the guesses (on the device).
@@ -575,13 +611,14 @@ class SegCertify:
         components = sampled.components
         counts = sampled.counts.cpu().numpy().reshape(components)
         guesses = sampled.guesses.cpu().reshape(components)
-        labels, test = self._test(counts, guesses, n, self.tau, alpha)
+        labels, test = self._test(counts, guesses, n, self.tau, alpha, rng)
         time_testing = time.perf_counter() - t0
         params = {
             "n0": n0, "n": n, "tau": self.tau, "alpha": alpha,
             "correction": self.correction, "k": self.k, "num_classes": self.num_classes,
             "batch_size": self.batch_size, "layout": sampled.layout,
             "sampler": repr(self.sampler), "threat_model": self.sampler.threat_model,
+            "randomized": self.randomized,
         }
         return SegmentationCertificate(
             labels=labels,

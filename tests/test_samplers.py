@@ -65,8 +65,8 @@ def sampler_id(s: Sampler) -> str:
 
 
 def test_public_api():
-    assert set(samplers.__all__) == {"Sampler", "GaussianL2", "LaplaceL1", "RotationZ",
-                                     "Rotation3D"}
+    assert set(samplers.__all__) == {"Sampler", "GaussianL2", "LaplaceL1", "LatticeGaussian",
+                                     "RotationZ", "Rotation3D"}
     for name in samplers.__all__:
         assert getattr(samplers, name).__module__.startswith("samplers.")
 
