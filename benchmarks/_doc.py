@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -20,3 +21,24 @@ def write_section(name: str, title: str, md: str, doc: Path = DOC) -> Path:
         text = text.rstrip() + f"\n\n## {title}\n\n" + block + "\n"
     doc.write_text(text)
     return doc
+
+
+def best_time(fn, repeat: int) -> float:
+    """Fastest of ``repeat`` timed calls of ``fn`` after one warm-up call (compilation,
+    caches)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def fmt(t: float) -> str:
+    """A duration in s, ms or µs."""
+    if t >= 1:
+        return f"{t:.2f} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.2f} ms"
+    return f"{t * 1e6:.0f} µs"

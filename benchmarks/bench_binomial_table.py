@@ -16,10 +16,9 @@ so > 1 means the table is faster; compare ratios, not times, across runs.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
-from _doc import write_section  # benchmarks/ is on sys.path when run as a script
+from _doc import best_time, write_section  # benchmarks/ is on sys.path when run as a script
 
 from multitest import _kernels as K
 from multitest._binomial import (
@@ -28,16 +27,6 @@ from multitest._binomial import (
     pvalues_of_counts,
     uses_table,
 )
-
-
-def best_time(fn, repeat: int) -> float:
-    fn()  # warm-up (compilation, caches)
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def run(sizes, per_count, repeat, seed):

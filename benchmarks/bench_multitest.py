@@ -24,30 +24,12 @@ import platform
 import time
 
 import numpy as np
-from _doc import write_section  # benchmarks/ is on sys.path when run as a script
+from _doc import best_time, fmt, write_section  # benchmarks/ is on sys.path when run as a script
 from scipy import stats
 from statsmodels.stats.multitest import multipletests as sm_multipletests
 
 import multitest as mt
 from multitest import _step
-
-
-def best_time(fn, repeat: int) -> float:
-    fn()  # warm-up (compilation, caches)
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def fmt(t: float) -> str:
-    if t >= 1:
-        return f"{t:.2f} s"
-    if t >= 1e-3:
-        return f"{t * 1e3:.2f} ms"
-    return f"{t * 1e6:.0f} µs"
 
 
 def lehmann_romano_numpy(p, alpha, k):

@@ -20,31 +20,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
-from _doc import write_section  # benchmarks/ is on sys.path when run as a script
+from _doc import best_time, fmt, write_section  # benchmarks/ is on sys.path when run as a script
 from scipy import stats
 
 import multitest as mt
-
-
-def best_time(fn, repeat: int) -> float:
-    fn()
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def fmt(t: float) -> str:
-    if t >= 1:
-        return f"{t:.2f} s"
-    if t >= 1e-3:
-        return f"{t * 1e3:.2f} ms"
-    return f"{t * 1e6:.0f} µs"
 
 
 def ladder_reference(counts, n, alpha, levels):

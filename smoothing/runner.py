@@ -442,7 +442,7 @@ def _load_any_model(cfg: RunConfig, num_classes: int, device: torch.device
     from smoothing.models import user
 
     if cfg.model_kwargs is not None and cfg.model_factory is None:
-        raise ValueError("`model_kwargs` (--model-kwargs) is only used with `model_factory`.")
+        raise ValueError("`model_kwargs` is only used with `model_factory`.")
     if cfg.model_kwargs is not None and not isinstance(cfg.model_kwargs, dict):
         raise TypeError(f"`model_kwargs` must be a JSON object (dict); got {cfg.model_kwargs!r}.")
     plain = cfg.model_factory is None and (

@@ -202,7 +202,7 @@ def test_a_huge_image_size_is_refused_before_allocating(tmp_path, capsys, size):
     args[args.index("--image-size") + 1: args.index("--image-size") + 3] = size
     assert main([*args, "--out", str(tmp_path / "o")]) == 2
     line = _one_error_line(capsys)
-    assert "`image_size`" in line and str(runner.MAX_IMAGE_PIXELS) in line
+    assert "`--image-size`" in line and str(runner.MAX_IMAGE_PIXELS) in line
     assert not (tmp_path / "o").exists()
     with pytest.raises(ValueError, match="image_size"):
         runner.prepare(runner.RunConfig(image_size=(100000, 100000)), device="cpu")
@@ -286,6 +286,6 @@ def test_cli_refuses_k_above_the_number_of_pixels(tmp_path, capsys):
     args = [*TINY, "--correction", "lehmann_romano", "--out", str(out)]
     assert main([*args, "--k", "1000000"]) == 2
     line = _one_error_line(capsys)
-    assert "`k` is 1000000" in line and "512 components" in line  # 16 x 32 pixels
+    assert "`--k` is 1000000" in line and "512 components" in line  # 16 x 32 pixels
     assert not out.exists()
     assert main([*args, "--k", "512"]) == 0

@@ -94,7 +94,7 @@ def test_a_folder_of_the_old_run_format_is_refused_clearly(tmp_path, capsys):
     capsys.readouterr()
     assert main([*CLI, "--n", "24", "--tau", "0.55", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "older segcertify" in err and "version 1" in err and "another `out`" in err
+    assert "older segcertify" in err and "version 1" in err and "another `--out`" in err
     assert main(["summarize", str(out)]) == 0  # still readable
 
 

@@ -198,7 +198,7 @@ def test_plain_torch_save_is_still_the_builtin_path(tmp_path):
      "`--model-kwargs` must be a JSON object"),
     (["--model-factory", "mymodels_um:build", "--model-kwargs", "{bad"],
      "`--model-kwargs` must be a JSON object"),
-    (["--model-kwargs", "{}"], "only used with `model_factory`"),
+    (["--model-kwargs", "{}"], "only used with `--model-factory`"),
     (["--model-factory", "mymodels_um:build", "--arch", "unet"], "takes neither"),
     (["--model-factory", "torch.nn:Conv2d", "--model-kwargs",
       '{"in_channels": 3, "out_channels": 5, "kernel_size": 1}'],
@@ -214,7 +214,7 @@ def test_a_torch_save_checkpoint_of_a_foreign_model_needs_its_factory(tmp_path, 
     torch.save(torch.nn.Conv2d(3, 8, 1).state_dict(), tmp_path / "w.pt")
     assert main([*CLI, "--checkpoint", str(tmp_path / "w.pt"), "--out",
                  str(tmp_path / "bad")]) == 2
-    assert "`arch` is required" in capsys.readouterr().err
+    assert "`--arch` is required" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- the documented example
