@@ -222,10 +222,10 @@ def _timed_forward(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     return pred.numpy().astype(np.int8), dt
 
 
-def _progress(total: int, desc: str, enabled: bool) -> Any:
+def _progress(total: int, desc: str, enabled: bool, unit: str) -> Any:
     from smoothing._progress import progress_bar  # plain lines when not a terminal
 
-    return progress_bar(total=total, desc=desc, enabled=enabled, leave=False)
+    return progress_bar(total=total, desc=desc, unit=unit, enabled=enabled, leave=False)
 
 
 # ---------------------------------------------------------------------------
@@ -366,7 +366,8 @@ def _certify_streets(out: Path, cfg: DemoConfig, seed: int, progress: bool,
         store.get(path, {"kind": "streets-base", "model": name, **size},
                   lambda m=model: _base_predictions([m] * len(images), images, 1))
         entry["base"][name] = path.relative_to(out).as_posix()
-    bar = _progress(len(cfg.image_runs) * len(images), "certify streets", progress)
+    bar = _progress(len(cfg.image_runs) * len(images), "certify streets", progress,
+                    "certificate")
     for model_name, sigma, n in cfg.image_runs:
         meta = {"kind": "streets-certify", "seed": seed, "model": model_name, "sigma": sigma,
                 "n0": cfg.n0, "n": n, "alpha": cfg.alpha, "taus": list(cfg.taus),
@@ -462,7 +463,7 @@ def _attack(out: Path, cfg: DemoConfig, seed: int, data: dict[str, np.ndarray],
     attacked = {CLEAN_MODEL: models[CLEAN_MODEL], model_name: models[model_name]}
     accuracy = np.empty((len(attacked), len(budgets)))
     first: dict[str, Any] = {}  # image 0 under the first budget, per model
-    bar = _progress(len(attacked) * len(budgets) + 1, "attack streets", progress)
+    bar = _progress(len(attacked) * len(budgets) + 1, "attack streets", progress, "step")
     for a, (name, model) in enumerate(attacked.items()):
         for b, eps in enumerate(budgets):
             adv = pgd_l2(model, images, labels, eps=eps, steps=cfg.attack_steps,
@@ -543,7 +544,8 @@ def _certify_rotation(out: Path, cfg: DemoConfig, seed: int, progress: bool,
               lambda: _base_predictions(masked, clouds, 2))
     entry: dict[str, Any] = {"data": "rotation/data.npz", "base": "rotation/base.npz",
                              "model": cfg.rotation_model, "axis": cfg.rotation_axis, "runs": []}
-    bar = _progress(len(cfg.rotation_sigmas) * len(clouds), "certify rotations", progress)
+    bar = _progress(len(cfg.rotation_sigmas) * len(clouds), "certify rotations", progress,
+                    "certificate")
     for sigma in cfg.rotation_sigmas:
         sampler = RotationZ(sigma, axis=cfg.rotation_axis)
 
