@@ -33,13 +33,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from simulations._streets_selfie import Settings, load_studies, write_csv
 
 TAUS = (0.75, 0.9)
 SAMPLERS = ("GaussianL2", "LatticeGaussian")
@@ -47,27 +47,6 @@ TESTS = ("conservative", "randomized")
 COLUMNS = ("dataset", "model", "sigma", "n", "n0", "alpha", "correction", "inputs",
            "components", "sampler", "test", "tau", "radius", "certified",
            "certified_accuracy", "seed")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What is sampled: sizes, noise levels, sample counts."""
-
-    streets_images: int = 4
-    streets_size: tuple[int, int] = (64, 128)
-    streets_sigma: float = 0.25
-    selfie: bool = True
-    selfie_size: int = 256
-    selfie_sigma: float = 0.12
-    ns: tuple[int, ...] = (100, 500)
-    n0: int = 10
-    alpha: float = 0.001
-    batch: int = 100
-
-    @classmethod
-    def quick(cls) -> Settings:
-        """One 32 x 64 street scene, n = 50, no selfie network."""
-        return cls(streets_images=1, streets_size=(32, 64), selfie=False, ns=(50,), n0=5)
 
 
 def quantize_8bit(x: Any) -> Any:
@@ -148,14 +127,6 @@ def _run_dataset(dataset: str, model: Any, model_name: str, sigma: float,
                     "certified": float(certified.mean()),
                     "certified_accuracy": float(right.mean()), "seed": seed})
     return rows
-
-
-def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
 
 
 def _key(r: dict[str, str]) -> tuple:
@@ -250,31 +221,14 @@ def run(settings: Settings, *, out: Path, figures: Path, seed: int, cache: str |
     """Sample, test, write the CSV, the table and the figure; return the rows."""
     import torch
 
-    from smoothing.datasets import SyntheticStreets
-    from smoothing.models import load_model
-
     torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
-    name = "streets-unet-sigma0.25"
-    model = load_model(name)
-    h, w = settings.streets_size
-    ds = SyntheticStreets(length=settings.streets_images, split="test", seed=0, height=h,
-                          width=w)
-    inputs = [(quantize_8bit(ds[i][0]), ds[i][1].numpy()) for i in range(len(ds))]
-    rows = _run_dataset("streets", model, name, settings.streets_sigma, inputs, settings,
-                        seed, num_classes=8)
-    if settings.selfie:
-        from smoothing.real import SelfieSegmenter, asset_path, load_astronaut
-
-        model = SelfieSegmenter(asset_path("selfie_segmentation", cache=cache),
-                                num_threads=threads, max_batch=settings.batch)
-        x = quantize_8bit(load_astronaut(settings.selfie_size))
-        with torch.inference_mode():
-            clean = model(x[None]).argmax(1)[0].numpy()
-        rows += _run_dataset("selfie", model, "mediapipe-selfie", settings.selfie_sigma,
-                             [(x, clean)], settings, seed, num_classes=2)
-    _write_csv(rows, out / "certificates_real.csv")
+    rows = []
+    for st in load_studies(settings, cache=cache, threads=threads, prepare=quantize_8bit):
+        rows += _run_dataset(st.dataset, st.model, st.model_name, st.sigma, st.inputs,
+                             settings, seed, num_classes=st.num_classes)
+    write_csv(rows, COLUMNS, out / "certificates_real.csv", lineterminator="\n")
     plot(out, figures)
     return rows
 

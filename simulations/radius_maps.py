@@ -35,13 +35,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from simulations._streets_selfie import Settings, load_studies, write_csv
 
 GRID_TAUS = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)
 METHODS = ("map-bonferroni", "map-ladder", "map-ladder-grid", "grid-holm",
@@ -51,24 +51,6 @@ CURVE_COLUMNS = ("dataset", "model", "sigma", "n", "n0", "alpha", "method", "sam
 TABLE_COLUMNS = ("dataset", "model", "sigma", "n", "n0", "alpha", "inputs", "components",
                  "method", "samplings", "simultaneous", "certified", "certified_accuracy",
                  "mean_certified_radius", "median_certified_radius", "seed")
-
-
-@dataclass(frozen=True)
-class Settings:
-    streets_images: int = 4
-    streets_size: tuple[int, int] = (64, 128)
-    streets_sigma: float = 0.25
-    selfie: bool = True
-    selfie_size: int = 256
-    selfie_sigma: float = 0.12
-    ns: tuple[int, ...] = (100, 500)
-    n0: int = 10
-    alpha: float = 0.001
-    batch: int = 100
-
-    @classmethod
-    def quick(cls) -> Settings:
-        return cls(streets_images=1, streets_size=(32, 64), selfie=False, ns=(50,), n0=5)
 
 
 def _per_input(seg: Any, cert: Any, target: np.ndarray, alpha: float) -> dict[str, Any]:
@@ -176,14 +158,6 @@ def _run_dataset(dataset: str, model: Any, model_name: str, sigma: float,
     return curve, table
 
 
-def _write_csv(rows: list[dict[str, Any]], columns: Sequence[str], path: Path) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=columns)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-
-
 def _write_markdown(rows: list[dict[str, str]], path: Path) -> None:
     """The table of the docs (from the CSV rows; timings left out: see benchmarks/)."""
     cols = ("dataset", "sigma", "n", "method", "samplings", "simultaneous", "certified",
@@ -261,37 +235,17 @@ def run(settings: Settings, *, out: Path, figures: Path, seed: int, cache: str |
         threads: int) -> list[dict[str, Any]]:
     import torch
 
-    from smoothing.datasets import SyntheticStreets
-    from smoothing.models import load_model
-
     torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
     curve, table, examples = [], [], {}
-    name = "streets-unet-sigma0.25"
-    model = load_model(name)
-    h, w = settings.streets_size
-    ds = SyntheticStreets(length=settings.streets_images, split="test", seed=0, height=h,
-                          width=w)
-    inputs = [(ds[i][0], ds[i][1].numpy()) for i in range(len(ds))]
-    c, t = _run_dataset("streets", model, name, settings.streets_sigma, inputs, settings,
-                        seed, examples)
-    curve += c
-    table += t
-    if settings.selfie:
-        from smoothing.real import SelfieSegmenter, asset_path, load_astronaut
-
-        model = SelfieSegmenter(asset_path("selfie_segmentation", cache=cache),
-                                num_threads=threads, max_batch=settings.batch)
-        x = load_astronaut(settings.selfie_size)
-        with torch.inference_mode():
-            clean = model(x[None]).argmax(1)[0].numpy()
-        c, t = _run_dataset("selfie", model, "mediapipe-selfie", settings.selfie_sigma,
-                            [(x, clean)], settings, seed, examples)
+    for st in load_studies(settings, cache=cache, threads=threads):
+        c, t = _run_dataset(st.dataset, st.model, st.model_name, st.sigma, st.inputs,
+                            settings, seed, examples)
         curve += c
         table += t
-    _write_csv(curve, CURVE_COLUMNS, out / "radius_maps_curve.csv")
-    _write_csv(table, TABLE_COLUMNS, out / "radius_maps_table.csv")
+    write_csv(curve, CURVE_COLUMNS, out / "radius_maps_curve.csv")
+    write_csv(table, TABLE_COLUMNS, out / "radius_maps_table.csv")
     np.savez_compressed(out / "radius_maps_examples.npz", **examples)
     plot(out, figures)
     return table
