@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 import samplers
-from smoothing._io import FolderLock, remove_stale_temps, temp_tag, write_atomic
+from smoothing._io import FolderLock, file_sha256, remove_stale_temps, temp_tag, write_atomic
 from smoothing._labels import HEADERS, HEURISTIC_FOOTNOTE, is_unsound, soundness_note
 from smoothing._progress import interactive, progress_bar
 from smoothing._sampling import check_int
@@ -393,14 +393,6 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _load_model(cfg: RunConfig, num_classes: int,
                 device: torch.device) -> tuple[torch.nn.Module, str, RunConfig]:
     """The model, the SHA-256 of its file and the config with the model resolved."""
@@ -428,11 +420,11 @@ def _load_model(cfg: RunConfig, num_classes: int,
                 f"has {num_classes}."
             )
         model = registry.load_model(name, device=device)
-        return model, _sha256(registry.checkpoint_path(name)), replace(cfg, model=name)
+        return model, file_sha256(registry.checkpoint_path(name)), replace(cfg, model=name)
     path = Path(cfg.checkpoint).expanduser().resolve()
     model = registry.load_checkpoint(path, arch=cfg.arch, num_classes=num_classes, device=device)
     arch = next(k for k, c in registry.ARCHITECTURES.items() if type(model) is c)
-    return model, _sha256(path), replace(cfg, checkpoint=str(path), arch=arch)
+    return model, file_sha256(path), replace(cfg, checkpoint=str(path), arch=arch)
 
 
 def _load_any_model(cfg: RunConfig, num_classes: int, device: torch.device

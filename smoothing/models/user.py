@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from smoothing._io import file_sha256
+
 __all__ = [
     "CHECKPOINT_KINDS",
     "ExportedProgramModel",
@@ -221,14 +223,6 @@ def model_fingerprint(model: object) -> str:
     return h.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_user_model(*, checkpoint: str | os.PathLike[str] | None = None,
                     factory: str | None = None,
                     factory_kwargs: Mapping[str, Any] | None = None,
@@ -276,7 +270,7 @@ def load_user_model(*, checkpoint: str | os.PathLike[str] | None = None,
         else:
             raise ValueError(f"'{path}' is a torch.save file: give its architecture with "
                              "`--model-factory` (or `--arch` for the built-in ones).")
-        return model.to(device).eval(), _file_sha256(path), description
+        return model.to(device).eval(), file_sha256(path), description
     kwargs = dict(factory_kwargs or {})
     try:
         json.dumps(kwargs)
@@ -289,7 +283,7 @@ def load_user_model(*, checkpoint: str | os.PathLike[str] | None = None,
     description = f"{describe_model(model)} from {factory}({json.dumps(kwargs)})"
     if path is not None:
         load_weights(model, path)
-        fingerprint = _file_sha256(path)
+        fingerprint = file_sha256(path)
     else:
         fingerprint = model_fingerprint(model)
     if isinstance(model, nn.Module):

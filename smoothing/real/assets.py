@@ -33,6 +33,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from smoothing._io import file_sha256
+
 __all__ = [
     "ASSETS",
     "FETCH_COMMAND",
@@ -145,10 +147,6 @@ def _get(name: str) -> Asset:
     return ASSETS[name]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def asset_path(name: str, *, cache: str | os.PathLike | None = None,
                verify: bool = True) -> Path:
     """Path of a fetched asset; never downloads.
@@ -183,7 +181,7 @@ def asset_path(name: str, *, cache: str | os.PathLike | None = None,
             f"with `{FETCH_COMMAND}`"
             + ("" if cache is None else f" --cache {cache}") + " (needs pip and network)."
         )
-    if verify and _sha256(path) != asset.sha256:
+    if verify and file_sha256(path) != asset.sha256:
         raise AssetMissingError(
             f"{path} does not have the pinned SHA-256 {asset.sha256}; delete it and run "
             f"`{FETCH_COMMAND}` again."
