@@ -3,7 +3,7 @@
 Since run format 2 a ``segcertify certify`` run samples once per (sigma, n) and
 tests every tau on those counts (:meth:`smoothing.SegCertify.retest`), so extra tau
 should cost only their tests. This script times
-:meth:`smoothing.runner.CertificationRun.execute` of the same inputs, model and
+:meth:`smoothing.runs.CertificationRun.execute` of the same inputs, model and
 seed with ``--tau 0.75`` and with ``--tau 0.6 0.75 0.9`` into fresh folders,
 alternating the two in ``--rounds`` rounds, and reports the fastest and the median
 round of each and the ratio of the fastest (the least disturbed by other load on a
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from _doc import DOC, write_section  # benchmarks/ is on sys.path when run as a script
 
-from smoothing import runner
+from smoothing import runs as runner
 
 TARGET = 1.1
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from smoothing import runner
+from smoothing import runs as runner
 from smoothing.cli import build_parser, main
 from smoothing.models import build_model, checkpoint_path, save_checkpoint
 
@@ -222,9 +222,9 @@ def test_ranks_split_the_inputs_and_the_summary_merges_them(tmp_path):
     single, multi = tmp_path / "single", tmp_path / "multi"
     assert _run(STREETS, single) == 0
     args = build_parser().parse_args([*STREETS, "--out", str(multi)])
-    from smoothing.cli import _config_from_args
+    from smoothing.cli._common import config_from_args
 
-    run = runner.prepare(_config_from_args(args), device="cpu")
+    run = runner.prepare(config_from_args(args), device="cpu")
     for rank in (1, 0):
         run.execute(multi, rank=rank, world_size=2, progress=False)
     assert sorted(p.name for p in multi.glob("results*.jsonl")) == [
@@ -471,9 +471,9 @@ def test_help_and_models(capsys):
 
 def test_demo_calls_run_demo(tmp_path, monkeypatch):
     calls = []
-    fake = type(sys)("smoothing.demo")
+    fake = type(sys)("smoothing.runs.demo")
     fake.run_demo = lambda out_dir, **kw: calls.append((out_dir, kw)) or {}
-    monkeypatch.setitem(sys.modules, "smoothing.demo", fake)
+    monkeypatch.setitem(sys.modules, "smoothing.runs.demo", fake)
     assert main(["demo", "--out", str(tmp_path / "d"), "--full", "--seed", "4",
                  "--no-progress"]) == 0
     assert calls == [(tmp_path / "d", {"quick": False, "seed": 4, "progress": False})]

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from smoothing import runner  # noqa: E402
+from smoothing import runs as runner  # noqa: E402
 from smoothing.cli import main  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

@@ -19,10 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smoothing import cli
+from smoothing.cli import _common
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "numpy", "numba", "scipy", "multitest", "samplers", "tqdm", "pandas",
-         "smoothing.runner", "smoothing.segcertify")
+         "smoothing.runs", "smoothing.segcertify")
 #: argv after ``python``: the console script (as pip writes it), ``-m smoothing``.
 SCRIPT = ["-c", "import sys; from smoothing.cli import main; sys.exit(main())"]
 MODULE = ["-m", "smoothing"]
@@ -85,12 +86,13 @@ def test_help_output_is_the_parser_built_in_process():
 def test_parser_choices_equal_the_runners():
     pytest.importorskip("torch")
     from samplers._rotation import _NAMED_AXES
-    from smoothing import CERTIFYING_CORRECTIONS, runner
+    from smoothing import CERTIFYING_CORRECTIONS
+    from smoothing import runs as runner
 
-    assert cli.DATASET_NAMES == tuple(runner.DATASETS)
-    assert cli.SAMPLER_NAMES == tuple(runner.SAMPLERS)
-    assert cli.CORRECTION_NAMES == tuple(sorted(CERTIFYING_CORRECTIONS))
-    assert set(cli.AXIS_NAMES) == set(_NAMED_AXES)
+    assert _common.DATASET_NAMES == tuple(runner.DATASETS)
+    assert _common.SAMPLER_NAMES == tuple(runner.SAMPLERS)
+    assert _common.CORRECTION_NAMES == tuple(sorted(CERTIFYING_CORRECTIONS))
+    assert set(_common.AXIS_NAMES) == set(_NAMED_AXES)
 
 
 def test_version_and_bare_usage():
@@ -147,15 +149,15 @@ def test_axis_option_parses_and_defaults_to_none():
                               "--axis", "x"])
     assert args.axis == "x"
     assert parser.parse_args(["certify", "--out", "o"]).axis is None
-    with pytest.raises(cli._UsageError, match="invalid choice"):
+    with pytest.raises(_common.UsageError, match="invalid choice"):
         parser.parse_args(["certify", "--out", "o", "--axis", "w"])
 
 
 def test_terminal_columns_follow_the_environment(monkeypatch):
     monkeypatch.setenv("COLUMNS", "57")
-    assert cli._terminal_columns() == 57
+    assert _common._terminal_columns() == 57
     monkeypatch.setenv("COLUMNS", "junk")
-    assert cli._terminal_columns() > 0
+    assert _common._terminal_columns() > 0
 
 
 def test_plain_progress_has_no_escape_codes():

@@ -18,8 +18,8 @@ import torch
 
 from samplers import GaussianL2, RotationZ
 from smoothing import ABSTAIN, SegCertify
-from smoothing import demo as demo_mod
-from smoothing.demo import CLEAN_MODEL, DemoConfig, draw_figures, run_demo, write_tables
+from smoothing.runs import demo as demo_mod
+from smoothing.runs.demo import CLEAN_MODEL, DemoConfig, draw_figures, run_demo, write_tables
 
 pytest.importorskip("matplotlib")
 
@@ -128,7 +128,7 @@ def _md_header(text: str) -> list[str]:
 
 
 def test_table_headers_agree_with_the_cli_summary(demo_run):
-    from smoothing.runner import Summary
+    from smoothing.runs import Summary
 
     out, _ = demo_run
     cli = set(_md_header(Summary((), "header").to_markdown()))

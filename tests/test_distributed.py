@@ -36,15 +36,17 @@ from smoothing.distributed import (
     DistContext,
     DistributedSegCertify,
     RankFailedError,
-    completed_keys,
     init_from_env,
+    rank_generator,
+    rank_seed,
+    split_counts,
+)
+from smoothing.runs.shards import (
+    completed_keys,
     merge_results,
     pending_indices,
-    rank_generator,
     rank_results_path,
-    rank_seed,
     shard_indices,
-    split_counts,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from samplers import GaussianL2, Rotation3D, RotationZ
-from smoothing import runner
+from smoothing import runs as runner
 from smoothing._labels import HEADERS, HEURISTIC, is_unsound, soundness_note
 from smoothing.cli import main
 from smoothing.figures import certified_accuracy_at_radius, plot_certified_accuracy_vs_radius

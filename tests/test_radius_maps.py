@@ -198,7 +198,7 @@ def test_cli_radius_maps_bad_options(tmp_path, capsys):
 
 
 def test_radius_map_figure_errors():
-    from smoothing.radius_maps import radius_map_figure
+    from smoothing.figures import radius_map_figure
 
     with pytest.raises(ValueError, match="`radius` must be a 2-D map"):
         radius_map_figure(None, np.zeros(4))

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from smoothing import runner
+from smoothing import runs as runner
 from smoothing._io import FolderLock, FolderLockedError, remove_stale_temps, temp_tag
 from smoothing.cli import main
-from smoothing.distributed import merge_results
+from smoothing.runs import merge_results
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import multitest
-from smoothing import runner
+from smoothing import runs as runner
 from smoothing.cli import main
 from smoothing.segcertify import SegCertify
 

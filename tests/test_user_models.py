@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from smoothing import runner
+from smoothing import runs as runner
 from smoothing.cli import main
 from smoothing.models import user
 

@@ -1,6 +1,6 @@
 """Bring your own model: factories, plain weights, TorchScript and exported programs.
 
-A certification run (``segcertify certify`` or :func:`smoothing.runner.run_certification`)
+A certification run (``segcertify certify`` or :func:`smoothing.runs.run_certification`)
 can use any segmentation model, not only the built-in ones:
 
 * ``--model-factory MODULE:FUNCTION [--model-kwargs JSON]``: ``FUNCTION(**kwargs)``

@@ -1011,7 +1011,7 @@ def run_demo(out_dir: str | os.PathLike[str], *, quick: bool = True, seed: int =
 
     Examples
     --------
-    >>> from smoothing.demo import run_demo
+    >>> from smoothing.runs.demo import run_demo
     >>> paths = run_demo("results", n_images=2)  # doctest: +SKIP
     >>> paths["streets_table_md"].read_text()  # doctest: +SKIP
     """

@@ -1,0 +1,142 @@
+"""``segcertify certify`` and ``segcertify summarize``: a resumable run over a data set.
+
+The handlers import torch and :mod:`smoothing.runs` only when they run; errors
+propagate to :func:`smoothing.cli.main`, which prints them as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from smoothing.cli._common import (
+    PROG,
+    add_certify_options,
+    add_data_options,
+    add_model_options,
+    config_from_args,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from smoothing import runs
+
+__all__ = ["add_parsers"]
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``certify`` and ``summarize`` to the subcommands ``sub``."""
+    p = sub.add_parser("certify", help="certify a data set over a (sigma, tau, n) grid; "
+                                       "resumable", description="Certify a data set with "
+                                       "SEGCERTIFY; rerun the same command to resume.")
+    add_model_options(p)
+    add_data_options(p)
+    add_certify_options(p)
+    g = p.add_argument_group("run")
+    g.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    g.add_argument("--device", default="auto",
+                   help="auto (CUDA if available), cpu, cuda, cuda:N (default: %(default)s)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--shard", choices=("inputs", "samples"), default="inputs",
+                   help="under torchrun: split the inputs over the ranks, or split every "
+                        "input's samples over them (default: %(default)s)")
+    p.set_defaults(func=run_certify)
+
+    p = sub.add_parser("summarize", help="rebuild summary.csv/.md from a run folder")
+    p.add_argument("out", type=Path, metavar="OUT", help="the run folder")
+    p.set_defaults(func=run_summarize)
+
+
+def _distributed() -> Any:
+    """The torchrun context (:func:`smoothing.distributed.init_from_env`), or ``None``.
+
+    ``None`` in a single process (``WORLD_SIZE`` unset or 1). Under torchrun with
+    ``--shard inputs`` (the default), rank ``r`` of ``w`` certifies ``indices[r::w]``
+    into ``results.rank{r}.jsonl``; with ``--shard samples`` all ranks certify every
+    input together, each drawing its share of the samples, and only rank 0 writes
+    (``results.jsonl``). Either way rank 0 writes the summary after a barrier.
+    """
+    if int(os.environ.get("WORLD_SIZE") or 1) <= 1:
+        return None
+    from smoothing.distributed import init_from_env
+
+    return init_from_env()
+
+
+def _prepare(args: argparse.Namespace, device: object) -> runs.CertificationRun:
+    """Validate everything (no writes); warnings are shown only if it succeeds."""
+    from smoothing import runs
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        run = runs.prepare(config_from_args(args), device=device)
+        runs.check_output_dir(args.out, run.record)
+    for w in caught:
+        if issubclass(w.category, runs.ImpossibleGridPointWarning):
+            print(f"{PROG}: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return run
+
+
+def print_summary(out: Path, summary: runs.Summary) -> None:
+    """Write ``summary.csv``/``summary.md`` and print the table."""
+    from smoothing import runs
+
+    csv_path, md_path = runs.write_summary(out, summary)
+    print(summary.to_markdown(), end="")
+    print(f"{PROG}: wrote {csv_path} and {md_path}", file=sys.stderr)
+
+
+def run_certify(args: argparse.Namespace) -> int:
+    """The handler of ``segcertify certify`` (exit status)."""
+    ctx = _distributed()
+    try:
+        return _certify(args, ctx)
+    finally:
+        if ctx is not None:
+            ctx.destroy()
+
+
+def _certify(args: argparse.Namespace, ctx: Any) -> int:
+    device = ctx.device if ctx is not None and args.device == "auto" else args.device
+    run = _prepare(args, device)
+    if (ctx is None or ctx.is_main) and not all(c.sound for c in run.certifiers.values()):
+        from smoothing._labels import HEURISTIC
+
+        print(f"{PROG}: warning: sampler {args.sampler!r} with correction "
+              f"{args.correction!r} gives certificates that are {HEURISTIC}: the radius is "
+              "not a proven bound; every table row of this run is marked so.",
+              file=sys.stderr)
+    by_samples = ctx is not None and args.shard == "samples"
+    rank, world_size = (0, 1) if ctx is None or by_samples else (ctx.rank, ctx.world_size)
+    report = run.execute(args.out, rank=rank, world_size=world_size,
+                         progress=not args.no_progress,
+                         sample_ctx=ctx if by_samples else None)
+    if ctx is not None:
+        where = (f" (rank {ctx.rank} of {ctx.world_size}, "
+                 f"{'samples' if by_samples else 'inputs'} sharded)")
+    else:
+        where = ""
+    print(f"{PROG}: {report.out_dir}{where}: {report.computed} (input, grid point) pairs "
+          f"computed, {report.skipped} were already done", file=sys.stderr)
+    if ctx is not None:
+        ctx.barrier()  # every rank's results are in before the summary
+    if ctx is None or ctx.is_main:
+        from smoothing import runs
+
+        print_summary(args.out, runs.summarize(args.out))
+    return 0
+
+
+def run_summarize(args: argparse.Namespace) -> int:
+    """The handler of ``segcertify summarize`` (exit status)."""
+    from smoothing import runs
+
+    print_summary(args.out, runs.summarize(args.out))
+    return 0

@@ -1,0 +1,498 @@
+"""Resumable certification runs: the engine behind ``segcertify certify``.
+
+A run certifies a range of inputs of a data set with :class:`~smoothing.SegCertify`
+at every point of a grid ``sigma x tau x n`` into one run folder
+(:mod:`smoothing.runs.store` owns its files).
+
+The run is **resumable**: a killed run loses at most the pairs it was working on, and
+a restart with the same options skips everything that is recorded. It is
+**reproducible**: the noise of input ``i`` at grid point ``g`` comes from a generator
+seeded by ``(seed, i, g)`` only (:func:`~smoothing.runs.config.noise_seed`), so the
+results do not depend on resumes, on the order of the inputs or on the other inputs
+and grid points of the run.
+
+The steps are separate so that nothing is written before everything is checked:
+:func:`prepare` validates the options, loads the model, opens the data set and runs
+the model once; the store checks a resumed folder; then
+:meth:`CertificationRun.execute` writes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from smoothing._io import FolderLock
+from smoothing._progress import interactive, progress_bar
+from smoothing._sampling import check_int
+from smoothing.datasets._common import IGNORE_INDEX
+from smoothing.distributed import DistContext, DistributedSegCertify
+from smoothing.metrics import confusion_matrix, intersection_union, iou_pair_sum
+from smoothing.runs.config import (
+    DATASETS,
+    GridPoint,
+    RunConfig,
+    check_config,
+    noise_seed,
+    plan_grid,
+)
+from smoothing.runs.loading import (
+    custom_data,
+    data_fingerprint,
+    dataset_classes,
+    default_sigma,
+    given_model,
+    load_any_model,
+    make_sampler,
+    model_kind,
+    open_dataset,
+    predict_clean,
+    resolve_device,
+    select_inputs,
+)
+from smoothing.runs.shards import rank_results_path
+from smoothing.runs.store import (
+    append_record,
+    check_output_dir,
+    config_record,
+    open_output,
+    read_records,
+    save_arrays,
+)
+from smoothing.runs.summary import summarize, write_summary
+from smoothing.segcertify import SegCertify, check_k_components
+
+__all__ = [
+    "CertificationRun",
+    "RunReport",
+    "input_metrics",
+    "prepare",
+    "run_certification",
+]
+
+
+def nan_to_none(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def input_metrics(pred: np.ndarray, target: np.ndarray, num_classes: int) -> dict[str, Any]:
+    """Per-input metrics of a label map (ABSTAIN = -1) against the ground truth.
+
+    ``intersection``/``union`` per class let :func:`summarize` pool any mIoU.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = input_metrics(np.array([0, 1, -1, 1]), np.array([0, 1, 1, 255]), 2)
+    >>> m["num_valid"], m["num_correct"], m["num_abstain"], m["intersection"], m["union"]
+    (3, 2, 1, [1, 1], [1, 2])
+    """
+    conf = confusion_matrix(pred, target, num_classes, ignore_index=IGNORE_INDEX)
+    tp, union = intersection_union(conf)
+    valid, correct, abstain = int(conf.sum()), int(tp.sum()), int(conf[:, -1].sum())
+    iou_sum, pairs = iou_pair_sum(tp, union)
+    miou = iou_sum / pairs if pairs else float("nan")
+    return {
+        "num_components": int(np.asarray(pred).size),
+        "num_valid": valid,
+        "num_correct": correct,
+        "num_abstain": abstain,
+        "accuracy": nan_to_none(correct / valid if valid else float("nan")),
+        "abstain_rate": nan_to_none(abstain / valid if valid else float("nan")),
+        "miou": nan_to_none(miou),
+        "intersection": tp.astype(int).tolist(),
+        "union": union.astype(int).tolist(),
+    }
+
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What :meth:`CertificationRun.execute` did.
+
+    Attributes
+    ----------
+    out_dir : pathlib.Path
+        The output folder.
+    resumed : bool
+        Whether it continued an earlier run.
+    skipped, computed : int
+        (input, grid point) pairs of this rank found finished / computed now (the
+        clean "base" evaluation counts as one grid point).
+    """
+
+    out_dir: Path
+    resumed: bool
+    skipped: int
+    computed: int
+
+
+@dataclass
+class CertificationRun:
+    """A validated, ready-to-run certification (made by :func:`prepare`).
+
+    Attributes
+    ----------
+    config : RunConfig
+        The resolved options.
+    model : torch.nn.Module
+        The base model, in eval mode on ``device``.
+    dataset : torch.utils.data.Dataset
+        The data set.
+    indices : range
+        The selected data set indices.
+    grid : list of GridPoint
+        The grid, ``sigma`` slowest, then ``tau``, then ``n``.
+    record : dict
+        The content of ``config.json``.
+    """
+
+    config: RunConfig
+    model: torch.nn.Module
+    dataset: Any
+    indices: range
+    grid: list[GridPoint]
+    record: dict[str, Any]
+    device: torch.device
+    layout: str
+    num_classes: int
+    certifiers: dict[str, SegCertify] = field(repr=False)
+
+    def execute(self, out_dir: str | os.PathLike[str], *, rank: int = 0, world_size: int = 1,
+                progress: bool = True, sample_ctx: DistContext | None = None) -> RunReport:
+        """Certify every selected input of this rank at every grid point; resumable.
+
+        Parameters
+        ----------
+        out_dir : str or os.PathLike
+            Output folder (created with its parents; a folder holding this same run
+            is resumed).
+        rank, world_size : int, default 0, 1
+            This process takes the inputs ``indices[rank::world_size]`` and appends to
+            :func:`~smoothing.distributed.rank_results_path`. The noise does not depend
+            on them.
+        progress : bool, default True
+            tqdm bars on stderr: over the inputs and over each input's sampling batches;
+            when stderr is not a terminal, plain lines over the inputs instead (no
+            escape codes). A resumed run's bar starts at ``reused k/N``.
+        sample_ctx : DistContext, optional
+            Sharded sampling (``--shard samples``): every rank of this context
+            certifies every input together, each drawing its share of the ``n0`` and
+            ``n`` samples (:class:`~smoothing.distributed.DistributedSegCertify`,
+            seeded with the same :func:`noise_seed`). Only rank 0 writes; it reads
+            which work is finished and broadcasts that, so all ranks agree on what
+            is left. ``rank`` and ``world_size`` must then be left at 0 and 1.
+
+        Returns
+        -------
+        RunReport
+
+        Raises
+        ------
+        ValueError
+            As :func:`check_output_dir` (before anything is written), on every rank.
+        smoothing._io.FolderLockedError
+            (a ValueError) If another live process is writing this rank of
+            ``out_dir``: each writer holds the lock file ``.lock.rank{rank}`` there
+            for the whole run; one left by a dead process is taken over.
+        """
+        check_int(world_size, "world_size", low=1)
+        if not 0 <= check_int(rank, "rank", low=0) < world_size:
+            raise ValueError(f"`rank` must lie in [0, {world_size}); got {rank}.")
+        if sample_ctx is not None and world_size != 1:
+            raise ValueError("`world_size` must be 1 with `sample_ctx` (every rank certifies "
+                             f"every input); got {world_size}.")
+        out = Path(out_dir)
+        writer = sample_ctx is None or sample_ctx.is_main
+        lock = FolderLock(out, f".lock.rank{rank}")  # one writer per rank and folder
+        try:
+            return self._execute(out, rank, world_size, progress, sample_ctx, writer, lock)
+        finally:
+            lock.release()
+
+    def _execute(self, out: Path, rank: int, world_size: int, progress: bool,
+                 sample_ctx: DistContext | None, writer: bool, lock: FolderLock) -> RunReport:
+        state: tuple[str | None, bool, set[tuple[int, str]]] = (None, False, set())
+        if writer:
+            try:
+                check_output_dir(out, self.record)  # before the lock creates the folder
+                lock.acquire()
+                state = (None, open_output(out, self.record, rank, world_size), {
+                    (int(r["input"]), str(r["grid"])) for r in read_records(out)})
+            except ValueError as err:
+                state = (str(err), False, set())
+        if sample_ctx is not None:
+            state = sample_ctx.broadcast_object(state)
+        error, resumed, done = state
+        if error is not None:
+            raise ValueError(error)
+        own = rank_results_path(out, rank, world_size)
+        mine = self.indices[rank::world_size]
+        keys = ["base"] + [g.key for g in self.grid]
+        skipped = sum((i, k) in done for i in mine for k in keys)
+        computed = 0
+        progress = progress and writer
+        bar = _progress_bar(len(mine), sum(all((i, k) in done for k in keys) for i in mine),
+                            progress, rank, world_size)
+        for cert in self.certifiers.values():
+            cert.progress = progress and interactive(sys.stderr)  # batch bars: terminal only
+        try:
+            for index in mine:
+                todo = [k for k in keys if (index, k) not in done]
+                if todo:
+                    computed += self._run_input(index, todo, out, own, rank, bar,
+                                                sample_ctx, writer)
+                    bar.update(1)
+        finally:
+            bar.close()
+        return RunReport(out, resumed, skipped, computed)
+
+    def _run_input(self, index: int, todo: list[str], out: Path, own: Path, rank: int,
+                   bar: Any, sample_ctx: DistContext | None = None,
+                   writer: bool = True) -> int:
+        item = self.dataset[index]
+        x, y = item[0], item[1].numpy()
+        extra = {"category": int(item[2])} if len(item) > 2 else {}
+        grid = {g.key: g for g in self.grid}
+        shared: dict[str, Any] = {}  # sample_key -> the certificate of that sampling
+        for key in todo:
+            bar.set_postfix_str(f"input {index}, {key}", refresh=True)
+            if key == "base":
+                record, arrays = self._evaluate_base(index, x, y)
+            else:
+                record, arrays = self._evaluate_point(index, x, y, grid[key], sample_ctx,
+                                                      shared)
+            if not writer:
+                continue
+            rel = f"labels/{index:06d}-{key}.npz"
+            save_arrays(out / rel, rank, **arrays)  # the labels first, then the record
+            append_record(own, {**record, **extra, "labels_file": rel, "rank": rank})
+        return len(todo)
+
+    def _evaluate_base(self, index: int, x: torch.Tensor,
+                       y: np.ndarray) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        t0 = time.perf_counter()
+        pred = predict_clean(self.model, x, layout=self.layout, num_classes=self.num_classes)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        labels = pred.numpy()
+        record = {"kind": "base", "input": index, "grid": "base",
+                  **input_metrics(labels, y, self.num_classes), "time_forward": seconds}
+        return record, {"labels": labels.astype(_label_dtype(self.num_classes))}
+
+    def _evaluate_point(self, index: int, x: torch.Tensor, y: np.ndarray, g: GridPoint,
+                        sample_ctx: DistContext | None = None,
+                        shared: dict[str, Any] | None = None,
+                        ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        cfg = self.config
+        seed = noise_seed(cfg.seed, index, g.sample_key)
+        certifier = self.certifiers[g.key]
+        first = shared.get(g.sample_key) if shared is not None else None
+        if first is not None:  # same (sigma, n) sampled already: test its counts at tau
+            cert = certifier.retest(first, g.tau)
+        elif sample_ctx is None:
+            cert = certifier.certify(x, generator=torch.Generator().manual_seed(seed))
+        else:
+            cert = DistributedSegCertify(certifier, sample_ctx).certify(x, seed=seed)
+        if shared is not None and first is None:
+            shared[g.sample_key] = cert
+        labels = cert.labels.numpy()
+        record = {
+            "kind": "certify", "input": index, "grid": g.key,
+            "sigma": g.sigma, "tau": g.tau, "n": g.n, "n0": cfg.n0, "alpha": cfg.alpha,
+            "correction": cfg.correction, "k": cfg.k, "sampler": repr(certifier.sampler),
+            "radius": nan_to_none(cert.radius), "sound": cert.sound,
+            **input_metrics(labels, y, self.num_classes),
+            "threshold": cert.threshold, "noise_seed": seed, "sampling": g.sample_key,
+            "sampling_reused": first is not None,
+            "time_sampling": cert.time_sampling, "time_testing": cert.time_testing,
+        }  # fmt: skip
+        if sample_ctx is not None:
+            record["sample_ranks"] = sample_ctx.world_size
+        dtype = _label_dtype(self.num_classes)
+        arrays = {"labels": labels.astype(dtype), "guesses": cert.guesses.numpy().astype(dtype),
+                  "counts": cert.counts.numpy().astype(np.int32)}
+        return record, arrays
+
+
+def _label_dtype(num_classes: int) -> type[np.signedinteger]:
+    return np.int16 if num_classes < 2**15 else np.int32
+
+
+def _progress_bar(total: int, initial: int, progress: bool, rank: int, world_size: int) -> Any:
+    """tqdm on a terminal, plain lines elsewhere (:func:`smoothing._progress.progress_bar`)."""
+    desc = "certify" if world_size == 1 else f"certify (rank {rank})"
+    return progress_bar(total=total, initial=initial, desc=desc, unit="input",
+                        enabled=progress, file=sys.stderr, dynamic_ncols=True)
+
+
+def prepare(config: RunConfig, *, device: str | torch.device = "auto",
+            model: Any = None, data: Any = None) -> CertificationRun:
+    """Validate a run completely without writing anything.
+
+    Checks the options, loads the model (``num_classes`` must match the data set),
+    opens the data set, builds every sampler and certifier and runs the model once on
+    the first selected input.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The options.
+    device : str or torch.device, default 'auto'
+        Where the model runs ('auto': CUDA if available). It is not part of the
+        results' identity (but the noise drawn on a GPU differs from the CPU's).
+    model : torch.nn.Module or callable, optional
+        A model object instead of the config's ``model`` / ``checkpoint`` /
+        ``model_factory`` (which must then be unset): see :func:`run_certification`.
+    data : Dataset, optional
+        A data set object instead of ``config.dataset``: see :func:`run_certification`.
+
+    Returns
+    -------
+    CertificationRun
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an invalid option or a model that does not fit the data set.
+    FileNotFoundError
+        For a missing checkpoint or data folder.
+
+    Examples
+    --------
+    >>> run = prepare(RunConfig(dataset="streets", image_size=(32, 32), num_inputs=2,
+    ...                         n0=4, n=(16,), tau=(0.6, 0.75)), device="cpu")
+    >>> run.config.model, run.config.sigma, [g.key for g in run.grid]
+    ('streets-unet-sigma0.25', (0.25,), ['sigma0.25-tau0.6-n16', 'sigma0.25-tau0.75-n16'])
+    """
+    custom = None
+    if data is not None:
+        config, custom, num_classes = custom_data(config, data)
+    check_config(config, custom)
+    dev = resolve_device(device)
+    info = custom or DATASETS[config.dataset]
+    if custom is None:
+        num_classes = dataset_classes(config.dataset)
+    if model is None:
+        model, sha, cfg, description = load_any_model(config, num_classes, dev)
+    else:
+        model, sha, cfg, description = given_model(config, model, dev)
+    kind, layout = model_kind(model, info.kind)
+    if kind != info.kind:
+        raise ValueError(
+            f"the model takes {'images' if kind == 'image' else 'point clouds'} but dataset "
+            f"{config.dataset!r} holds {'images' if info.kind == 'image' else 'point clouds'}."
+        )
+    cfg = replace(cfg, split=cfg.split or info.default_split,
+                  num_inputs=cfg.num_inputs or info.default_num_inputs,
+                  sigma=default_sigma(cfg, model))
+    if cfg.dataset == "streets":
+        cfg = replace(cfg, image_size=tuple(cfg.image_size or (64, 128)))
+    if cfg.data_root is not None:
+        cfg = replace(cfg, data_root=str(Path(cfg.data_root).expanduser().resolve()))
+    normals = getattr(model, "in_channels", 3) == 6
+    length = cfg.start + cfg.stride * (cfg.num_inputs - 1) + 1 if info.synthetic else None
+    dataset = data if data is not None else open_dataset(cfg, normals, length)
+    indices = select_inputs(cfg, len(dataset))
+    cfg = replace(cfg, num_inputs=len(indices))
+    first = predict_clean(model, dataset[indices[0]][0], layout=layout, num_classes=num_classes)
+    check_k_components(cfg.k, first.numel())  # k-FWER with k > N promises nothing
+    grid = plan_grid(cfg, first.numel())
+    samplers_ = {s: make_sampler(cfg.sampler, s, kind, cfg.axis) for s in cfg.sigma}
+    certifiers = {
+        g.key: SegCertify(model, samplers_[g.sigma], num_classes=num_classes, n0=cfg.n0, n=g.n,
+                          tau=g.tau, alpha=cfg.alpha, correction=cfg.correction, k=cfg.k,
+                          batch_size=cfg.batch_size, layout=layout)
+        for g in grid
+    }
+    record = config_record(cfg, sha, num_classes, layout, kind, len(dataset), grid, dev)
+    if description is not None:
+        record["derived"]["model_description"] = description
+    if data is not None:
+        record["derived"]["dataset_fingerprint"] = data_fingerprint(dataset, indices)
+    return CertificationRun(cfg, model, dataset, indices, grid, record, dev, layout,
+                            num_classes, certifiers)
+
+
+
+def run_certification(model: Any, dataset: Any, config: RunConfig | None = None, *,
+                      out: str | os.PathLike[str], device: str | torch.device = "auto",
+                      progress: bool = False, write: bool = True) -> RunReport:
+    """Certify a data set with ANY model: the Python entry of ``segcertify certify``.
+
+    The same run as the command line (resumable folder, ``results.jsonl`` records,
+    label files, ``summary.csv``/``summary.md``), with a model object instead of a
+    built-in name or a checkpoint.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        Takes a batch of the data set's inputs, ``(B, C, H, W)`` images or
+        ``(B, N, d)`` point clouds, and returns logits ``(B, K, H, W)`` or
+        ``(B, N, K)`` with ``K`` the data set's classes. A module is moved to
+        ``device`` and put in eval mode.
+    dataset : str or Dataset
+        A data set of :data:`DATASETS` (it replaces ``config.dataset``), or your
+        own map-style data set: ``len(dataset)``, ``dataset[i] = (input, target)``
+        (or ``(input, target, category)``) tensors, inputs ``(C, H, W)`` images
+        or ``(N, d)`` point clouds, targets of class indices (255: ignored), and an
+        attribute ``num_classes``. ``config.json`` then names its class and records
+        its length and a SHA-256 of its first selected item.
+    config : RunConfig, optional
+        The other options; ``model``, ``checkpoint``, ``arch``, ``model_factory``
+        and ``model_kwargs`` must be unset. ``sigma`` is required unless the model
+        has ``metadata = {"sigma": ...}``.
+    out : str or os.PathLike
+        The run folder; a folder of the same run is resumed. ``config.json``
+        records the model's class and a SHA-256 of its weights
+        (:func:`smoothing.models.user.model_fingerprint`): a resume with another
+        model (or other weights) is refused. A plain callable is identified by its
+        name only: wrap the weights it uses in an ``nn.Module`` to have them checked.
+    device : str or torch.device, default 'auto'
+        Where the model runs.
+    progress : bool, default False
+        tqdm progress bars on stderr.
+    write : bool, default True
+        Write ``summary.csv`` and ``summary.md`` at the end.
+
+    Returns
+    -------
+    RunReport
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`prepare` and :func:`check_output_dir`.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> model = torch.nn.Conv2d(3, 8, kernel_size=1)  # any model with 8 output classes
+    >>> cfg = RunConfig(image_size=(16, 16), num_inputs=1, sigma=(0.25,), n0=4, n=(64,),
+    ...                 tau=(0.6,), alpha=0.01)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     report = run_certification(model, "streets", cfg, out=tmp, device="cpu")
+    ...     rows = summarize(tmp).rows
+    >>> report.computed, [r["method"] for r in rows]
+    (2, ['base', 'certify'])
+    """
+    if isinstance(dataset, str):
+        run = prepare(replace(config or RunConfig(), dataset=dataset), device=device,
+                      model=model)
+    else:
+        run = prepare(config or RunConfig(), device=device, model=model, data=dataset)
+    report = run.execute(out, progress=progress)
+    if write:
+        write_summary(out, summarize(out))
+    return report
+
+

@@ -1,0 +1,180 @@
+"""The summary of a run folder: one row per grid point (the paper's Tables 1 and 2)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smoothing._io import write_atomic
+from smoothing._labels import HEADERS, HEURISTIC_FOOTNOTE, is_unsound, soundness_note
+from smoothing.metrics import iou_pair_sum, miou_pooled
+from smoothing.runs.config import fmt_value
+from smoothing.runs.store import read_config, read_records
+
+__all__ = ["SHARED_SAMPLING_NOTE", "SUMMARY_COLUMNS", "Summary", "summarize", "write_summary"]
+
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "method", "sampler", "sigma", "tau", "n", "n0", "alpha", "correction", "k",
+    "num_inputs", "accuracy", "miou", "miou_dataset", "abstain_pct", "time_per_input_s",
+    "radius", "sound",
+)  # fmt: skip
+
+
+
+
+# --------------------------------------------------------------------------- summary
+@dataclass(frozen=True)
+class Summary:
+    """The table of a run: one row per grid point (plus the clean base model).
+
+    Attributes
+    ----------
+    rows : tuple of dict
+        Keys :data:`SUMMARY_COLUMNS`.
+    header : str
+        One line naming the model, the data set and the sampler.
+    """
+
+    rows: tuple[dict[str, Any], ...]
+    header: str
+
+    def to_csv(self) -> str:
+        """The rows as CSV text (``summary.csv``)."""
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: "" if row[k] is None else row[k] for k in SUMMARY_COLUMNS})
+        return buf.getvalue()
+
+    def to_markdown(self) -> str:
+        """The rows as a Markdown table in the shape of the paper's Tables 1 and 2."""
+        heads = [HEADERS[k] for k in ("sigma", "tau", "n", "n0", "correction", "num_inputs",
+                                      "accuracy", "miou", "abstain", "time", "radius")]
+        lines = [
+            self.header,
+            "",
+            "| | " + " | ".join(heads) + " |",
+            "|---" * (len(heads) + 1) + "|",
+        ]
+        for r in self.rows:
+            base = r["method"] == "base"
+            cells = [
+                "base model (clean)" if base else soundness_note("SegCertify", r["sound"]),
+                "–" if base else fmt_value(r["sigma"]), "–" if base else fmt_value(r["tau"]),
+                "–" if base else str(r["n"]), "–" if base else str(r["n0"]),
+                "–" if base else f"{r['correction']}" + (f" (k={r['k']})" if r["k"] != 1 else ""),
+                str(r["num_inputs"]), _num(r["accuracy"], ".3f"), _num(r["miou"], ".3f"),
+                "–" if base else _num(r["abstain_pct"], ".1f"),
+                _num(r["time_per_input_s"], ".3g"), "–" if base else _num(r["radius"], ".3f"),
+            ]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+        if any(is_unsound(r["sound"]) for r in self.rows):
+            lines += ["", HEURISTIC_FOOTNOTE]
+        if _shares_sampling(self.rows):
+            lines += ["", SHARED_SAMPLING_NOTE]
+        return "\n".join(lines) + "\n"
+
+
+#: The note under a table whose rows of several tau share one sampling per (sigma, n).
+SHARED_SAMPLING_NOTE = (
+    "Rows with the same sigma and n test every tau on ONE sampling (the same counts); "
+    "each row is its own certificate, valid with probability 1 - alpha, not "
+    "simultaneously over the tau of the grid. Their times each include that shared "
+    "sampling."
+)
+
+
+def _shares_sampling(rows: Sequence[Mapping[str, Any]]) -> bool:
+    pairs = [(r["sigma"], r["n"]) for r in rows if r["method"] != "base"]
+    return len(pairs) != len(set(pairs))
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "nan" if value is None or math.isnan(value) else format(value, spec)
+
+
+def _pooled(records: list[dict[str, Any]]) -> dict[str, float]:
+    inter = np.sum([r["intersection"] for r in records], axis=0)
+    union = np.sum([r["union"] for r in records], axis=0)
+    valid = sum(r["num_valid"] for r in records)
+    sums = [iou_pair_sum(r["intersection"], r["union"]) for r in records]
+    pair_sum, pairs = sum(a for a, _ in sums), sum(b for _, b in sums)
+    return {
+        "accuracy": sum(r["num_correct"] for r in records) / valid if valid else math.nan,
+        "abstain_pct": 100.0 * sum(r["num_abstain"] for r in records) / valid
+        if valid else math.nan,
+        "miou": pair_sum / pairs if pairs else math.nan,
+        "miou_dataset": miou_pooled(inter, union),
+    }
+
+
+def _summary_row(records: list[dict[str, Any]], config: Mapping[str, Any]) -> dict[str, Any]:
+    first = records[0]
+    base = first["kind"] == "base"
+    times = [r["time_forward"] if base else r["time_sampling"] + r["time_testing"]
+             for r in records]
+    row = dict.fromkeys(SUMMARY_COLUMNS)
+    row.update(_pooled(records))
+    row.update(method=first["kind"], num_inputs=len(records),
+               time_per_input_s=float(np.mean(times)))
+    if base:
+        row.update(abstain_pct=0.0)
+    else:
+        row.update({k: first[k] for k in ("sigma", "tau", "n", "n0", "alpha", "correction", "k",
+                                          "radius", "sound")})
+        row["sampler"] = config.get("sampler")
+    return row
+
+
+def summarize(out_dir: str | os.PathLike[str]) -> Summary:
+    """Rebuild the summary table of a run folder from its saved results.
+
+    Reads ``config.json`` and every ``results*.jsonl`` (all ranks), deduplicated by
+    (input, grid point). Accuracy and % abstain are pooled over all non-ignored
+    components; ``miou`` averages the IoU over (input, class) pairs with a non-empty
+    union (App. A.1 of the paper), ``miou_dataset`` over classes of the summed
+    confusion matrix; times are means per input.
+
+    Raises
+    ------
+    ValueError
+        If the folder has no ``config.json`` or no results.
+    """
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise ValueError(f"`out` '{out}' is not a directory.")
+    blob = read_config(out)
+    records = read_records(out)
+    if not records:
+        raise ValueError(f"'{out}' holds no finished results yet.")
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(records, key=lambda r: int(r["input"])):
+        groups.setdefault(r["grid"], []).append(r)
+    config = blob["config"]
+    rows = [_summary_row(g, config) for g in groups.values()]
+    rows.sort(key=lambda r: (r["method"] != "base", r["sigma"] or 0, r["tau"] or 0, r["n"] or 0))
+    model = (config.get("model") or blob.get("derived", {}).get("model_description")
+             or f"checkpoint {Path(config.get('checkpoint') or '').name}")
+    header = (
+        f"model `{model}` · dataset `{config['dataset']}` ({config['split']}) · sampler "
+        f"`{config['sampler']}` · alpha = {config['alpha']} · seed {config['seed']}"
+    )
+    return Summary(tuple(rows), header)
+
+
+def write_summary(out_dir: str | os.PathLike[str], summary: Summary) -> tuple[Path, Path]:
+    """Write ``summary.csv`` and ``summary.md`` (atomically); returns their paths."""
+    out = Path(out_dir)
+    paths = out / "summary.csv", out / "summary.md"
+    write_atomic(paths[0], summary.to_csv().encode(), f".{os.getpid()}")
+    write_atomic(paths[1], summary.to_markdown().encode(), f".{os.getpid()}")
+    return paths
