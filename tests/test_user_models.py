@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_untrusted_files import TRUST_FLAG_WIRED, needs_trust_flag
 
 from smoothing import runs as runner
 from smoothing.cli import main
@@ -160,11 +161,40 @@ def test_cli_model_factory_bare_state_dict_and_resume(models_dir, tmp_path, caps
     assert "checkpoint_sha256" in capsys.readouterr().err
 
 
+def _exported(model: torch.nn.Module, path: Path) -> Path:
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(model, (torch.rand(2, 3, 16, 16),),
+                                  dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["torchscript", "exported"])
+def test_trusted_programs_certify_like_the_module(models_dir, tmp_path, kind):
+    model = _build().eval()
+    if kind == "torchscript":
+        torch.jit.script(model).save(str(tmp_path / "m.ts"))
+        path = tmp_path / "m.ts"
+    else:
+        path = _exported(model, tmp_path / "m.pt2")
+    assert user.checkpoint_kind(path) == kind
+    with pytest.raises(ValueError, match="`trust_program`"):  # programs run code: opt in
+        user.load_user_model(checkpoint=path)
+    loaded, sha, description = user.load_user_model(checkpoint=path, trust_program=True)
+    assert description == {"torchscript": "TorchScript m.ts",
+                           "exported": "exported program m.pt2"}[kind]
+    runner.run_certification(loaded, "streets", CFG, out=tmp_path / "prog", device="cpu")
+    runner.run_certification(model, "streets", CFG, out=tmp_path / "py", device="cpu")
+    _assert_same_labels(tmp_path / "prog", tmp_path / "py")
+
+
+@needs_trust_flag
 def test_cli_torchscript_checkpoint(models_dir, tmp_path):
     model = _build().eval()
     torch.jit.script(model).save(str(tmp_path / "m.ts"))
-    assert user.checkpoint_kind(tmp_path / "m.ts") == "torchscript"
     assert main([*CLI, "--checkpoint", str(tmp_path / "m.ts"), "--out",
+                 str(tmp_path / "ts")]) == 2  # not without the opt-in
+    assert main([*CLI, "--checkpoint", str(tmp_path / "m.ts"), "--trust-program", "--out",
                  str(tmp_path / "ts")]) == 0
     runner.run_certification(model, "streets", CFG, out=tmp_path / "py", device="cpu")
     _assert_same_labels(tmp_path / "ts", tmp_path / "py")
@@ -172,14 +202,12 @@ def test_cli_torchscript_checkpoint(models_dir, tmp_path):
     assert blob["derived"]["model_description"] == "TorchScript m.ts"
 
 
+@needs_trust_flag
 def test_cli_exported_program_checkpoint(models_dir, tmp_path):
     model = _build().eval()
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    program = torch.export.export(model, (torch.rand(2, 3, 16, 16),),
-                                  dynamic_shapes=({0: batch},))
-    torch.export.save(program, str(tmp_path / "m.pt2"))
-    assert user.checkpoint_kind(tmp_path / "m.pt2") == "exported"
-    assert main([*CLI, "--checkpoint", str(tmp_path / "m.pt2"), "--out",
+    path = _exported(model, tmp_path / "m.pt2")
+    assert main([*CLI, "--checkpoint", str(path), "--out", str(tmp_path / "ep")]) == 2
+    assert main([*CLI, "--checkpoint", str(path), "--trust-program", "--out",
                  str(tmp_path / "ep")]) == 0
     runner.run_certification(model, "streets", CFG, out=tmp_path / "py", device="cpu")
     _assert_same_labels(tmp_path / "ep", tmp_path / "py")
@@ -246,21 +274,28 @@ def test_the_documented_worked_example_runs_as_written(tmp_path, monkeypatch, ca
     expected = [line.split("#", 1)[1].split(":")[0].strip() for line in script.splitlines()
                 if line.startswith("print(")]
     assert printed.getvalue().splitlines() == expected == ["6", "model `my_models.DilatedSeg`"]
+    runs, unwired = ["dilated-factory", "dilated-ts", "dilated-exported"], []
     for command in commands.replace("\\\n", " ").strip().splitlines():
         argv = shlex.split(command)
         while "=" in argv[0]:  # environment assignments (PYTHONPATH=.)
             argv.pop(0)
         assert argv[0] == ".venv/bin/segcertify"  # as the README installs it
+        if "--trust-program" in argv and not TRUST_FLAG_WIRED:
+            unwired.append(runs.pop(runs.index(argv[argv.index("--out") + 1].split("/")[-1])))
+            continue
         assert main(argv[1:]) == 0, capsys.readouterr().err
     capsys.readouterr()
+    assert unwired in ([], ["dilated-ts", "dilated-exported"])
     reference = _labels(tmp_path / "runs" / "dilated")
     assert len(reference) == 6
-    for run in ("dilated-factory", "dilated-ts", "dilated-exported"):
+    for run in runs:
         labels = _labels(tmp_path / "runs" / run)
         assert labels.keys() == reference.keys()
         for k in labels:
             np.testing.assert_array_equal(labels[k], reference[k], err_msg=f"{run} {k}")
     sys.modules.pop("my_models", None)
+    if unwired:
+        pytest.xfail("--trust-program is not wired into the CLI yet: " + ", ".join(unwired))
 
 
 # ---------------------------------------------------------------- your own data set object

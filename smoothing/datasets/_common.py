@@ -1,4 +1,11 @@
-"""Shared helpers for the data sets: seeding, sample types, validation, file reading."""
+"""Shared helpers for the data sets: seeding, sample types, validation, file reading.
+
+Files under a data root are untrusted. Every file a reader opens goes through
+:func:`resolve_inside`: its real path (symbolic links resolved) must lie inside the
+real path of the root, unless the caller passes ``follow_symlinks=True``; names
+read from list files go through :func:`relative_id` (no absolute paths, drives or
+``..``) whatever ``follow_symlinks`` says.
+"""
 
 from __future__ import annotations
 
@@ -181,6 +188,86 @@ def existing_file(path: str | os.PathLike[str], what: str) -> Path:
     return p
 
 
+def data_root(path: str | os.PathLike[str], what: str) -> Path:
+    """The real path of the directory ``path`` (symbolic links resolved).
+
+    Raises FileNotFoundError naming it if it is not a directory. A root that is
+    itself a link is fine: confinement starts at the folder it leads to.
+    """
+    return Path(os.path.realpath(existing_dir(path, what)))
+
+
+def resolve_inside(root: Path, relpath: str | os.PathLike[str], what: str, *,
+                   follow_symlinks: bool = False) -> Path:
+    """The file ``root / relpath``, refused if it lies outside ``root``.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The data root as returned by :func:`data_root` (a real path).
+    relpath : str or os.PathLike
+        The file, relative to ``root``.
+    what : str
+        What the file is, for messages ("Cityscapes label").
+    follow_symlinks : bool, default False
+        Accept a file whose symbolic links lead outside ``root``. A link that stays
+        inside ``root`` is always fine.
+
+    Returns
+    -------
+    pathlib.Path
+        The real path of the file (``root / relpath`` itself with
+        ``follow_symlinks``), so that what is checked is what is opened.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist (naming ``root / relpath``).
+    ValueError
+        If ``relpath`` climbs out of ``root`` (``..``, an absolute path), or, unless
+        ``follow_symlinks``, the file's real path lies outside ``root``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+    ...     root = data_root(a, "root")
+    ...     _ = (root / "in.txt").write_text("x")
+    ...     _ = (Path(b) / "secret.txt").write_text("y")
+    ...     os.symlink(root / "in.txt", root / "link.txt")  # stays inside: fine
+    ...     os.symlink(Path(b) / "secret.txt", root / "out.txt")
+    ...     print(resolve_inside(root, "link.txt", "a file").name)
+    ...     try:
+    ...         resolve_inside(root, "out.txt", "a file")
+    ...     except ValueError as err:
+    ...         print(str(err).split(", ")[1])  # doctest: +ELLIPSIS
+    in.txt
+    outside the data root '...'; set `follow_symlinks` to read files outside the root.
+    """
+    path = root / relpath
+    if not Path(os.path.normpath(path)).is_relative_to(root):
+        raise ValueError(f"{what} '{path}' is outside the data root '{root}'.")
+    existing_file(path, what)
+    if follow_symlinks:
+        return path
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(root):
+        raise ValueError(
+            f"{what} '{path}' leads through a symbolic link to '{real}', outside the data "
+            f"root '{root}'; set `follow_symlinks` to read files outside the root."
+        )
+    return real
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a list file, or ValueError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"'{path}' is not UTF-8 text: {err}") from err
+
+
 def _pil_image():
     try:
         from PIL import Image
@@ -250,17 +337,29 @@ def read_pair(image_path: Path, label_path: Path,
 
 
 def relative_id(item: str, source: Path) -> str:
-    """A file id from a split list, refused if it could name a file outside the root.
+    """A file id from a list file, refused if it could name a file outside the root.
 
-    Absolute paths, drive letters and ``..`` components are refused (ValueError
-    naming the list), under POSIX and Windows spelling alike.
+    Absolute paths, drive letters, ``..`` components and NUL characters are refused
+    (ValueError naming the list), under POSIX and Windows spelling alike.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> relative_id("sub/2008_000002", Path("val.txt"))
+    'sub/2008_000002'
+    >>> relative_id("../../etc/passwd", Path("val.txt"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: 'val.txt' names '../../etc/passwd', which is outside the data root: ...
     """
-    for pure in (PurePosixPath(item), PureWindowsPath(item)):
-        if pure.is_absolute() or pure.drive or pure.root or ".." in pure.parts:
-            raise ValueError(
-                f"split list '{source}' names {item!r}, which is outside the data root: "
-                "entries must be plain file ids relative to the data set's folders."
-            )
+    bad = not isinstance(item, str) or not item or "\0" in item
+    for pure in () if bad else (PurePosixPath(item), PureWindowsPath(item)):
+        bad = bad or pure.is_absolute() or bool(pure.drive or pure.root) or ".." in pure.parts
+    if bad:
+        raise ValueError(
+            f"'{source}' names {item!r}, which is outside the data root: "
+            "entries must be plain file ids relative to the data set's folders."
+        )
     return item
 
 

@@ -22,9 +22,10 @@ from smoothing.datasets._common import (
     check_choice,
     check_index,
     check_size,
+    data_root,
     existing_dir,
-    existing_file,
     read_pair,
+    resolve_inside,
     to_sample,
 )
 
@@ -114,6 +115,10 @@ class Cityscapes(torch.utils.data.Dataset):
     size : (int, int), optional
         Resize every item to (height, width): the image bilinearly (antialiased), the
         labels by nearest neighbour. Default: full resolution (1024 x 2048).
+    follow_symlinks : bool, default False
+        Read files whose symbolic links (a linked city folder, a linked image) lead
+        outside ``root``; by default every file must lie inside ``root`` once links
+        are resolved (links inside are fine).
 
     Raises
     ------
@@ -121,8 +126,9 @@ class Cityscapes(torch.utils.data.Dataset):
         If ``root``, ``leftImg8bit/{split}`` or a label file of a found image is
         missing (the message names the path).
     ValueError
-        On a bad ``split``, ``target`` or ``size``, or if the split has no images;
-        and when an item is read, for an image or label file that cannot be decoded,
+        On a bad ``split``, ``target`` or ``size``, if the split has no images, or
+        if a symbolic link puts an image or label outside ``root``; and when an
+        item is read, for an image or label file that cannot be decoded,
         bad label values, or a label map of another size than its image (the
         message names the file).
 
@@ -144,22 +150,29 @@ class Cityscapes(torch.utils.data.Dataset):
         *,
         target: str = "labelIds",
         size: tuple[int, int] | None = None,
+        follow_symlinks: bool = False,
     ) -> None:
-        self.root = existing_dir(root, "Cityscapes root")
+        self.root = data_root(root, "Cityscapes root")
         self.split = check_choice(split, "split", ("train", "val", "test"))
         self.target = check_choice(target, "target", _TARGETS)
         self.size = check_size(size)
+        self.follow_symlinks = bool(follow_symlinks)
         image_dir = existing_dir(self.root / "leftImg8bit" / self.split, "Cityscapes images")
-        label_dir = existing_dir(self.root / "gtFine" / self.split, "Cityscapes labels")
+        existing_dir(self.root / "gtFine" / self.split, "Cityscapes labels")
         suffix = "_leftImg8bit.png"
-        self.images: list[Path] = sorted(image_dir.glob(f"*/*{suffix}"))
-        if not self.images:
+        found = sorted(image_dir.glob(f"*/*{suffix}"))
+        if not found:
             raise ValueError(f"no '*{suffix}' files in the city folders of '{image_dir}'.")
+        self.images: list[Path] = []
         self.labels: list[Path] = []
-        for img in self.images:
-            stem = img.name[: -len(suffix)]
-            path = label_dir / img.parent.name / f"{stem}_gtFine_{self.target}.png"
-            self.labels.append(existing_file(path, "Cityscapes label"))
+        for img in found:
+            city, stem = img.parent.name, img.name[: -len(suffix)]
+            self.images.append(resolve_inside(
+                self.root, f"leftImg8bit/{self.split}/{city}/{img.name}", "Cityscapes image",
+                follow_symlinks=self.follow_symlinks))
+            self.labels.append(resolve_inside(
+                self.root, f"gtFine/{self.split}/{city}/{stem}_gtFine_{self.target}.png",
+                "Cityscapes label", follow_symlinks=self.follow_symlinks))
 
     def __len__(self) -> int:
         return len(self.images)

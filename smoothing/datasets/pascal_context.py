@@ -27,10 +27,11 @@ from smoothing.datasets._common import (
     check_choice,
     check_index,
     check_size,
-    existing_dir,
-    existing_file,
+    data_root,
     read_pair,
+    read_text,
     relative_id,
+    resolve_inside,
     to_sample,
 )
 
@@ -92,6 +93,9 @@ class PascalContext59(torch.utils.data.Dataset):
     size : (int, int), optional
         Resize every item to (height, width), e.g. (480, 480) as in the paper; the
         image bilinearly (antialiased), the labels by nearest neighbour.
+    follow_symlinks : bool, default False
+        Read files whose symbolic links lead outside ``root``; by default every file
+        must lie inside ``root`` once links are resolved (links inside are fine).
 
     Raises
     ------
@@ -99,11 +103,11 @@ class PascalContext59(torch.utils.data.Dataset):
         If ``root``, the split list, or a listed image or label file is missing
         (the message names the path).
     ValueError
-        On a bad ``split`` or ``size``, an empty split list, or a list entry that
-        could name a file outside ``root`` (absolute, a drive, ``..``); when an
-        item is read, for a file that cannot be decoded, label values outside
-        0..59 and 255, or a label map of another size than its image (the message
-        names the file).
+        On a bad ``split`` or ``size``, an empty split list, a list entry that
+        could name a file outside ``root`` (absolute, a drive, ``..``), or a file
+        that a symbolic link puts outside ``root``; when an item is read, for a
+        file that cannot be decoded, label values outside 0..59 and 255, or a
+        label map of another size than its image (the message names the file).
 
     Notes
     -----
@@ -121,27 +125,25 @@ class PascalContext59(torch.utils.data.Dataset):
         split: str = "val",
         *,
         size: tuple[int, int] | None = None,
+        follow_symlinks: bool = False,
     ) -> None:
-        self.root = existing_dir(root, "Pascal Context root")
+        self.root = data_root(root, "Pascal Context root")
         self.split = check_choice(split, "split", ("train", "val"))
         self.size = check_size(size)
-        lst = existing_file(
-            self.root / "ImageSets" / "SegmentationContext" / f"{self.split}.txt",
-            "Pascal Context split list",
-        )
-        ids = [relative_id(line.strip(), lst) for line in lst.read_text().splitlines()
+        self.follow_symlinks = bool(follow_symlinks)
+
+        def inside(relpath: str, what: str) -> Path:
+            return resolve_inside(self.root, relpath, f"Pascal Context {what}",
+                                  follow_symlinks=self.follow_symlinks)
+
+        lst = inside(f"ImageSets/SegmentationContext/{self.split}.txt", "split list")
+        ids = [relative_id(line.strip(), lst) for line in read_text(lst).splitlines()
                if line.strip()]
         if not ids:
             raise ValueError(f"split list '{lst}' names no images.")
-        self.images: list[Path] = [
-            existing_file(self.root / "JPEGImages" / f"{i}.jpg", "Pascal Context image")
-            for i in ids
-        ]
+        self.images: list[Path] = [inside(f"JPEGImages/{i}.jpg", "image") for i in ids]
         self.labels: list[Path] = [
-            existing_file(
-                self.root / "SegmentationClassContext" / f"{i}.png", "Pascal Context label"
-            )
-            for i in ids
+            inside(f"SegmentationClassContext/{i}.png", "label") for i in ids
         ]
 
     def __len__(self) -> int:

@@ -29,10 +29,12 @@ from smoothing.datasets._common import (
     PointCloudSample,
     check_choice,
     check_index,
-    existing_dir,
-    existing_file,
+    data_root,
     normalize_point_cloud,
+    read_text,
+    relative_id,
     resample_indices,
+    resolve_inside,
 )
 
 __all__ = [
@@ -140,6 +142,9 @@ class ShapeNetPart(torch.utils.data.Dataset):
         Keep only these categories (names or indices); default all.
     seed : int, default 0
         Item ``i`` is resampled with ``numpy.random.default_rng([seed, i])``.
+    follow_symlinks : bool, default False
+        Read files whose symbolic links lead outside ``root``; by default every file
+        must lie inside ``root`` once links are resolved (links inside are fine).
 
     Raises
     ------
@@ -147,7 +152,10 @@ class ShapeNetPart(torch.utils.data.Dataset):
         If ``root``, ``synsetoffset2category.txt``, the split list or a listed shape
         file is missing (the message names the path).
     ValueError
-        On a bad argument, an unknown synset or a malformed shape file.
+        On a bad argument, an unknown synset, a synset or split-list entry that
+        could name a file outside ``root`` (absolute, a drive, ``..``), a file that
+        a symbolic link puts outside ``root``, or a malformed list or shape file
+        (the message names the file).
 
     Notes
     -----
@@ -168,17 +176,23 @@ class ShapeNetPart(torch.utils.data.Dataset):
         normals: bool = True,
         categories: list[str | int] | tuple[str | int, ...] | None = None,
         seed: int = 0,
+        follow_symlinks: bool = False,
     ) -> None:
-        self.root = existing_dir(root, "ShapeNet part root")
+        self.root = data_root(root, "ShapeNet part root")
         self.split = check_choice(split, "split", _SPLITS)
         self.num_points = check_int(num_points, "num_points", low=1)
         self.normals = bool(normals)
         self.seed = check_int(seed, "seed", low=0)
+        self.follow_symlinks = bool(follow_symlinks)
         keep = None if categories is None else {category_index(c) for c in categories}
 
+        def inside(relpath: str, what: str) -> Path:
+            return resolve_inside(self.root, relpath, f"ShapeNet {what}",
+                                  follow_symlinks=self.follow_symlinks)
+
         synset_to_cat: dict[str, int] = {}
-        mapping = existing_file(self.root / "synsetoffset2category.txt", "ShapeNet category list")
-        for line_no, line in enumerate(mapping.read_text().splitlines(), start=1):
+        mapping = inside("synsetoffset2category.txt", "category list")
+        for line_no, line in enumerate(read_text(mapping).splitlines(), start=1):
             if not line.strip():
                 continue
             fields = line.split()
@@ -186,23 +200,23 @@ class ShapeNetPart(torch.utils.data.Dataset):
                 raise ValueError(
                     f"'{mapping}' line {line_no}: expected 'Name synset'; got {line!r}."
                 )
-            synset_to_cat[fields[1]] = category_index(fields[0])
+            try:
+                cat = category_index(fields[0])
+            except ValueError as err:
+                raise ValueError(f"'{mapping}' line {line_no}: {err}") from err
+            synset_to_cat[_plain_name(fields[1], mapping)] = cat
 
         names = ("train", "val") if self.split == "trainval" else (self.split,)
         self.files: list[tuple[Path, int]] = []
         for name in names:
-            lst = existing_file(
-                self.root / "train_test_split" / f"shuffled_{name}_file_list.json",
-                "ShapeNet split list",
-            )
-            for entry in json.loads(lst.read_text()):
-                synset, shape_id = entry.split("/")[-2:]
+            lst = inside(f"train_test_split/shuffled_{name}_file_list.json", "split list")
+            for entry in _json_list(lst):
+                synset, shape_id = (_plain_name(part, lst) for part in entry.split("/")[-2:])
                 if synset not in synset_to_cat:
                     raise ValueError(f"'{lst}': synset {synset!r} is not in '{mapping}'.")
                 cat = synset_to_cat[synset]
                 if keep is None or cat in keep:
-                    path = existing_file(self.root / synset / f"{shape_id}.txt", "ShapeNet shape")
-                    self.files.append((path, cat))
+                    self.files.append((inside(f"{synset}/{shape_id}.txt", "shape"), cat))
 
     def __len__(self) -> int:
         return len(self.files)
@@ -210,7 +224,11 @@ class ShapeNetPart(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> PointCloudSample:
         index = check_index(index, len(self))
         path, cat = self.files[index]
-        data = np.loadtxt(path, dtype=np.float64, ndmin=2)
+        try:
+            data = np.loadtxt(path, dtype=np.float64, ndmin=2)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"'{path}': rows must be 'x y z nx ny nz part' numbers: "
+                             f"{err}") from err
         if data.shape[1] != 7 or data.shape[0] < 2:
             raise ValueError(
                 f"'{path}': rows must be 'x y z nx ny nz part' (7 columns, >= 2 rows); "
@@ -232,3 +250,24 @@ class ShapeNetPart(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         return f"ShapeNetPart(root='{self.root}', split={self.split!r}, n={len(self)})"
+
+
+def _plain_name(name: object, source: Path) -> str:
+    """A synset or shape id: one path component that stays inside the root."""
+    if not isinstance(name, str) or "/" in name or "\\" in name or name in ("", "."):
+        raise ValueError(f"'{source}' names {name!r} as a synset or shape id: it must be "
+                         "one plain folder or file name.")
+    return relative_id(name, source)
+
+
+def _json_list(path: Path) -> list[str]:
+    """A split list: a JSON list of ``'shape_data/<synset>/<shape id>'`` strings."""
+    try:
+        entries = json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"'{path}' is not valid JSON: {err}") from err
+    if not isinstance(entries, list) or not all(
+            isinstance(e, str) and "/" in e for e in entries):
+        raise ValueError(f"'{path}' must hold a JSON list of 'shape_data/<synset>/<shape id>' "
+                         "strings.")
+    return entries

@@ -7,7 +7,11 @@ A checkpoint written by :func:`save_checkpoint` is a ``torch.save`` dict::
      "state_dict": {...},            # float tensors stored as float16
      "metadata": {"num_classes": ..., "sigma": ..., "input_layout": ..., ...}}
 
-It is read with ``torch.load(..., weights_only=True)``: no code is unpickled.
+It is read with ``torch.load(..., weights_only=True)``: no code is unpickled, and a
+TorchScript or exported-program archive is refused before torch opens it
+(:mod:`smoothing.models._files`). The file is untrusted: its ``arch_kwargs`` must
+agree with its tensors' shapes (so it cannot make us build a huge model), and every
+error is a ValueError naming the file.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 from torch import nn
 
 from smoothing._io import write_atomic
+from smoothing.models._files import existing_checkpoint, read_weights
 from smoothing.models.pointnet import PointNetSeg
 from smoothing.models.unet import SmallUNet
 
@@ -193,7 +198,8 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _infer_arch_kwargs(arch: str, state: Mapping[str, torch.Tensor]) -> dict[str, int]:
+def _infer_arch_kwargs(arch: str, state: Mapping[str, torch.Tensor],
+                       path: Path) -> dict[str, int]:
     """Rebuild the constructor arguments of ``arch`` from a state_dict's shapes."""
     try:
         if arch == "unet":
@@ -213,11 +219,11 @@ def _infer_arch_kwargs(arch: str, state: Mapping[str, torch.Tensor]) -> dict[str
         }
     except KeyError as err:
         raise ValueError(
-            f"the state_dict does not look like a {arch!r} model: missing key {err}."
+            f"the state_dict in '{path}' does not look like a {arch!r} model: missing key {err}."
         ) from err
     except IndexError as err:  # a tensor of the wrong rank
         raise ValueError(
-            f"the state_dict does not look like a {arch!r} model: {err}."
+            f"the state_dict in '{path}' does not look like a {arch!r} model: {err}."
         ) from err
 
 
@@ -332,13 +338,8 @@ def load_checkpoint(
     >>> type(loaded).__name__, loaded.metadata["sigma"], loaded.training
     ('PointNetSeg', 0.25, False)
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: file '{p}' does not exist.")
-    try:
-        blob = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise ValueError(f"'{p}' is not a readable torch checkpoint: {err}") from err
+    p = existing_checkpoint(path)
+    blob = read_weights(p)
     if not isinstance(blob, Mapping):
         raise ValueError(
             f"'{p}' must hold a dict (a state_dict or a checkpoint); got {type(blob)}."
@@ -351,10 +352,20 @@ def load_checkpoint(
             raise ValueError(f"the checkpoint '{p}' is damaged: "
                              + (f"it lacks {missing}." if missing else "bad `arch_kwargs`."))
         file_arch = blob["arch"]
+        if not isinstance(file_arch, str) or file_arch not in ARCHITECTURES:
+            raise ValueError(f"the checkpoint '{p}' is damaged: its arch {_short(file_arch)} "
+                             f"is not one of {sorted(ARCHITECTURES)}.")
         if arch is not None and arch != file_arch:
             raise ValueError(f"`arch` is {arch!r} but the checkpoint '{p}' holds a {file_arch!r}.")
         arch = file_arch
         state, kwargs = _check_state(blob["state_dict"], p), dict(blob["arch_kwargs"])
+        inferred = _infer_arch_kwargs(arch, state, p)
+        if kwargs != inferred:  # the tensors bound the model's size, not the file's words
+            raise ValueError(f"the checkpoint '{p}' is damaged: its arch_kwargs "
+                             f"{_short(kwargs)} disagree with its tensors {inferred}.")
+        if not isinstance(blob.get("metadata") or {}, Mapping):
+            raise ValueError(f"the checkpoint '{p}' is damaged: its metadata is a "
+                             f"{type(blob['metadata']).__name__}, not a dict.")
         metadata = dict(blob.get("metadata") or {})
     else:
         state = _check_state(blob.get("state_dict", blob.get("model", blob)), p)
@@ -365,19 +376,19 @@ def load_checkpoint(
             )
         if arch not in ARCHITECTURES:
             raise ValueError(f"`arch` must be one of {sorted(ARCHITECTURES)}; got {arch!r}.")
-        kwargs = _infer_arch_kwargs(arch, state)
+        kwargs = _infer_arch_kwargs(arch, state, p)
     kwargs.update(arch_kwargs or {})
     if num_classes is not None and num_classes != kwargs["num_classes"]:
         raise ValueError(
             f"`num_classes` is {num_classes} but the checkpoint '{p}' has "
             f"{kwargs['num_classes']} output classes."
         )
-    model = build_model(arch, **kwargs)
     try:
+        model = build_model(arch, **kwargs)
         model.load_state_dict(
             {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         )
-    except RuntimeError as err:
+    except (RuntimeError, TypeError, ValueError) as err:
         raise ValueError(f"the tensors in '{p}' do not fit {arch!r}{kwargs}: {err}") from err
     model.metadata = metadata
     return model.to(device).eval()

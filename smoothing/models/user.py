@@ -7,14 +7,21 @@ can use any segmentation model, not only the built-in ones:
   of an importable module returns the model; ``--checkpoint`` optionally holds its
   weights, a bare ``state_dict`` or ``{"state_dict": ...}`` read with
   ``torch.load(weights_only=True)`` (no code is unpickled);
-* ``--checkpoint model.pt`` written by :func:`torch.jit.save` (TorchScript);
-* ``--checkpoint model.pt2`` written by :func:`torch.export.save` (export it with a
-  dynamic batch dimension: the runner feeds batches of ``--batch-size`` and less).
+* ``--checkpoint model.ts --trust-program``, written by :func:`torch.jit.save` (TorchScript);
+* ``--checkpoint model.pt2 --trust-program``, written by :func:`torch.export.save` (export
+  it with a dynamic batch dimension: the runner feeds batches of ``--batch-size`` and less).
+
+TorchScript and exported programs are code: loading one runs code stored in the file
+(TorchScript's ``__setstate__`` can write any file through ``aten::save``; an exported
+archive can hold pickles that :func:`torch.export.load` opens with
+``weights_only=False``). They are loaded only with ``trust_program=True``
+(``--trust-program``); without it they are refused before torch opens them.
 
 :func:`checkpoint_kind` tells the formats apart by the content of the file (all are
-zip archives), not by its name. A model takes a batch of inputs as the data set
-holds them, ``(B, C, H, W)`` images or ``(B, N, d)`` point clouds, and returns
-logits ``(B, K, H, W)`` or ``(B, N, K)``.
+zip archives), not by its name; the content only ever selects a loader that is safe
+or was explicitly trusted. A model takes a batch of inputs as the data set holds
+them, ``(B, C, H, W)`` images or ``(B, N, d)`` point clouds, and returns logits
+``(B, K, H, W)`` or ``(B, N, K)``.
 """
 
 from __future__ import annotations
@@ -23,7 +30,6 @@ import hashlib
 import importlib
 import json
 import os
-import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,13 @@ import torch
 from torch import nn
 
 from smoothing._io import file_sha256
+from smoothing.models._files import (
+    CHECKPOINT_KINDS,
+    PROGRAM_NAMES,
+    checkpoint_kind,
+    existing_checkpoint,
+    read_weights,
+)
 
 __all__ = [
     "CHECKPOINT_KINDS",
@@ -43,54 +56,6 @@ __all__ = [
     "load_weights",
     "model_fingerprint",
 ]
-
-#: What a checkpoint file can be: ``torch.save`` data, TorchScript, an exported program.
-CHECKPOINT_KINDS: tuple[str, ...] = ("torch", "torchscript", "exported")
-
-
-def checkpoint_kind(path: str | os.PathLike[str]) -> str:
-    """The format of a checkpoint file, read from its content.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file.
-
-    Returns
-    -------
-    {'torch', 'torchscript', 'exported'}
-        ``'torchscript'`` for :func:`torch.jit.save` archives (they hold ``code/``
-        and ``constants.pkl``), ``'exported'`` for :func:`torch.export.save`
-        archives (``archive_format``, ``models/``), ``'torch'`` for anything else
-        (``torch.save`` data, zipped or legacy).
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` is not a file.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib, torch
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     path = pathlib.Path(tmp) / "m.pt"
-    ...     torch.jit.script(torch.nn.Conv2d(3, 2, 1)).save(str(path))
-    ...     checkpoint_kind(path)
-    'torchscript'
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: file '{p}' does not exist.")
-    if not zipfile.is_zipfile(p):
-        return "torch"
-    with zipfile.ZipFile(p) as z:
-        inner = {name.split("/", 1)[1] for name in z.namelist() if "/" in name}
-    if "constants.pkl" in inner and any(n.startswith("code/") for n in inner):
-        return "torchscript"
-    if "archive_format" in inner or any(n.startswith("models/") for n in inner):
-        return "exported"
-    return "torch"
-
 
 def import_factory(spec: str) -> Callable[..., Any]:
     """The callable named by ``'package.module:function'`` (``--model-factory``).
@@ -131,7 +96,9 @@ def import_factory(spec: str) -> Callable[..., Any]:
 def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
     """Load a bare ``state_dict`` or ``{"state_dict": ...}`` file into ``model``.
 
-    Read with ``torch.load(weights_only=True)``; the keys must match exactly.
+    Read with ``torch.load(weights_only=True)``, after refusing TorchScript and
+    exported archives (:func:`smoothing.models._files.read_weights`); the keys must
+    match exactly.
     Floating-point tensors are cast to the model's dtypes by ``load_state_dict``.
 
     Raises
@@ -139,7 +106,8 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If it is not a readable weights file or does not fit ``model``.
+        If it is a program archive, not a readable weights file, or does not fit
+        ``model`` (the message names the file).
 
     Examples
     --------
@@ -151,17 +119,11 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
     >>> type(model).__name__
     'Linear'
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: file '{p}' does not exist.")
+    p = existing_checkpoint(path)
     if not isinstance(model, nn.Module):
         raise ValueError("`--checkpoint` holds weights but the factory returned a "
                          f"{type(model).__name__}, not a torch.nn.Module.")
-    try:
-        blob = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise ValueError(f"'{p}' is not a readable weights file (torch.load with "
-                         f"weights_only=True): {err}") from err
+    blob = read_weights(p)
     if isinstance(blob, Mapping) and isinstance(blob.get("state_dict"), Mapping):
         blob = blob["state_dict"]
     if not isinstance(blob, Mapping) or not all(isinstance(v, torch.Tensor)
@@ -170,7 +132,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
                          "{'state_dict': ...}.")
     try:
         model.load_state_dict(dict(blob))
-    except RuntimeError as err:
+    except (RuntimeError, TypeError, ValueError) as err:
         raise ValueError(f"the weights in '{p}' do not fit the factory's "
                          f"{type(model).__name__}: {err}") from err
     return model
@@ -226,14 +188,15 @@ def model_fingerprint(model: object) -> str:
 def load_user_model(*, checkpoint: str | os.PathLike[str] | None = None,
                     factory: str | None = None,
                     factory_kwargs: Mapping[str, Any] | None = None,
-                    device: str | torch.device = "cpu") -> tuple[nn.Module, str, str]:
+                    device: str | torch.device = "cpu",
+                    trust_program: bool = False) -> tuple[nn.Module, str, str]:
     """Load a user's model, in eval mode on ``device``.
 
     Parameters
     ----------
     checkpoint : path, optional
-        TorchScript or exported-program file (alone), or the weights of the
-        factory's model (:func:`load_weights`).
+        TorchScript or exported-program file (alone, with ``trust_program``), or the
+        weights of the factory's model (:func:`load_weights`).
     factory : str, optional
         ``'module:function'`` (:func:`import_factory`); called with
         ``factory_kwargs``.
@@ -241,6 +204,11 @@ def load_user_model(*, checkpoint: str | os.PathLike[str] | None = None,
         JSON-like keyword arguments of the factory.
     device : str or torch.device, default 'cpu'
         Where the model goes.
+    trust_program : bool, default False
+        Load a TorchScript or exported-program ``checkpoint``. Loading and running
+        one executes code stored in the file, with your permissions: set it only
+        for a file you trust as you would trust a Python script. Weights files
+        never need it.
 
     Returns
     -------
@@ -252,25 +220,36 @@ def load_user_model(*, checkpoint: str | os.PathLike[str] | None = None,
     ------
     ValueError
         If neither is given, a plain ``torch.save`` checkpoint comes without a
-        factory, or loading fails.
+        factory, a program comes without ``trust_program`` or loading fails (the
+        message names the file).
     FileNotFoundError
         If ``checkpoint`` does not exist.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, torch
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = pathlib.Path(tmp) / "m.ts"
+    ...     torch.jit.script(torch.nn.Conv2d(3, 2, 1)).save(str(path))
+    ...     try:
+    ...         load_user_model(checkpoint=path)
+    ...     except ValueError as err:
+    ...         print(str(err).split(": ")[1].split(";")[0])
+    ...     model, sha, description = load_user_model(checkpoint=path, trust_program=True)
+    loading one runs code stored in the file, with your permissions
+    >>> description
+    'TorchScript m.ts'
     """
     path = Path(checkpoint).expanduser().resolve() if checkpoint is not None else None
     if factory is None:
         if path is None:
             raise ValueError("give `--model-factory` or a TorchScript / exported `--checkpoint`.")
         kind = checkpoint_kind(path)
-        if kind == "torchscript":
-            model: Any = torch.jit.load(str(path), map_location="cpu")
-            description = f"TorchScript {path.name}"
-        elif kind == "exported":
-            model = ExportedProgramModel(torch.export.load(str(path)).module())
-            description = f"exported program {path.name}"
-        else:
+        if kind == "torch":
             raise ValueError(f"'{path}' is a torch.save file: give its architecture with "
                              "`--model-factory` (or `--arch` for the built-in ones).")
-        return model.to(device).eval(), file_sha256(path), description
+        model = _load_program(path, kind, trust_program)
+        return model.to(device).eval(), file_sha256(path), f"{_DESCRIPTIONS[kind]} {path.name}"
     kwargs = dict(factory_kwargs or {})
     try:
         json.dumps(kwargs)
@@ -289,3 +268,22 @@ def load_user_model(*, checkpoint: str | os.PathLike[str] | None = None,
     if isinstance(model, nn.Module):
         model = model.to(device).eval()
     return model, fingerprint, description
+
+
+_DESCRIPTIONS = {"torchscript": "TorchScript", "exported": "exported program"}
+
+
+def _load_program(path: Path, kind: str, trust_program: bool) -> nn.Module:
+    """Load a TorchScript or exported program, only if ``trust_program``."""
+    if not trust_program:
+        raise ValueError(
+            f"checkpoint '{path}' is {PROGRAM_NAMES[kind]}: loading one runs code stored "
+            "in the file, with your permissions; set `trust_program` to load it, only if "
+            "you trust the file as you would a script.")
+    try:
+        if kind == "torchscript":
+            return torch.jit.load(str(path), map_location="cpu")
+        return ExportedProgramModel(torch.export.load(str(path)).module())
+    except Exception as err:  # torch raises RuntimeError, AssertionError, KeyError, ...
+        raise ValueError(f"checkpoint '{path}' cannot be loaded as "
+                         f"{PROGRAM_NAMES[kind]}: {err}") from err
