@@ -13,7 +13,6 @@ paths. Links that stay inside the root are fine.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import pickle
@@ -34,19 +33,6 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 CLI = ["--dataset", "streets", "--image-size", "16", "16", "--num-inputs", "1",
        "--sigma", "0.25", "--n0", "4", "--n", "16", "--alpha", "0.05", "--batch-size", "16",
        "--device", "cpu", "--no-progress"]  # fmt: skip
-
-
-def _cli_has(flag: str) -> bool:
-    """Whether ``segcertify certify`` knows ``flag`` (the lead wires the opt-ins)."""
-    with contextlib.redirect_stdout(io.StringIO()) as text, contextlib.suppress(SystemExit):
-        main(["certify", "--help"])
-    return flag in text.getvalue()
-
-
-#: The lead wires ``--trust-program``; until then the tests that use it must fail.
-TRUST_FLAG_WIRED = _cli_has("--trust-program")
-needs_trust_flag = pytest.mark.xfail(not TRUST_FLAG_WIRED, strict=True,
-                                     reason="--trust-program is not wired into the CLI yet")
 
 
 # ------------------------------------------------------------------ crafted checkpoints
@@ -389,7 +375,6 @@ def test_shapenet_bad_shape_file_is_one_value_error_naming_it(shapenet):
 
 
 # ------------------------------------------------------------------ the CLI opt-in
-@needs_trust_flag
 def test_the_cli_loads_a_trusted_program_with_the_flag(tmp_path):
     torch.jit.script(torch.nn.Conv2d(3, 8, 1)).save(str(tmp_path / "m.ts"))
     assert main(["certify", *CLI, "--tau", "0.6", "--checkpoint", str(tmp_path / "m.ts"),

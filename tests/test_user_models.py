@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_untrusted_files import TRUST_FLAG_WIRED, needs_trust_flag
 
 from smoothing import runs as runner
 from smoothing.cli import main
@@ -188,7 +187,6 @@ def test_trusted_programs_certify_like_the_module(models_dir, tmp_path, kind):
     _assert_same_labels(tmp_path / "prog", tmp_path / "py")
 
 
-@needs_trust_flag
 def test_cli_torchscript_checkpoint(models_dir, tmp_path):
     model = _build().eval()
     torch.jit.script(model).save(str(tmp_path / "m.ts"))
@@ -202,7 +200,6 @@ def test_cli_torchscript_checkpoint(models_dir, tmp_path):
     assert blob["derived"]["model_description"] == "TorchScript m.ts"
 
 
-@needs_trust_flag
 def test_cli_exported_program_checkpoint(models_dir, tmp_path):
     model = _build().eval()
     path = _exported(model, tmp_path / "m.pt2")
@@ -274,18 +271,14 @@ def test_the_documented_worked_example_runs_as_written(tmp_path, monkeypatch, ca
     expected = [line.split("#", 1)[1].split(":")[0].strip() for line in script.splitlines()
                 if line.startswith("print(")]
     assert printed.getvalue().splitlines() == expected == ["6", "model `my_models.DilatedSeg`"]
-    runs, unwired = ["dilated-factory", "dilated-ts", "dilated-exported"], []
+    runs = ["dilated-factory", "dilated-ts", "dilated-exported"]
     for command in commands.replace("\\\n", " ").strip().splitlines():
         argv = shlex.split(command)
         while "=" in argv[0]:  # environment assignments (PYTHONPATH=.)
             argv.pop(0)
         assert argv[0] == ".venv/bin/segcertify"  # as the README installs it
-        if "--trust-program" in argv and not TRUST_FLAG_WIRED:
-            unwired.append(runs.pop(runs.index(argv[argv.index("--out") + 1].split("/")[-1])))
-            continue
         assert main(argv[1:]) == 0, capsys.readouterr().err
     capsys.readouterr()
-    assert unwired in ([], ["dilated-ts", "dilated-exported"])
     reference = _labels(tmp_path / "runs" / "dilated")
     assert len(reference) == 6
     for run in runs:
@@ -294,8 +287,6 @@ def test_the_documented_worked_example_runs_as_written(tmp_path, monkeypatch, ca
         for k in labels:
             np.testing.assert_array_equal(labels[k], reference[k], err_msg=f"{run} {k}")
     sys.modules.pop("my_models", None)
-    if unwired:
-        pytest.xfail("--trust-program is not wired into the CLI yet: " + ", ".join(unwired))
 
 
 # ---------------------------------------------------------------- your own data set object

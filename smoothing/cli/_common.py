@@ -113,8 +113,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "for parts")
     g.add_argument("--checkpoint", metavar="PATH",
                    help="your own model instead: a checkpoint of the built-in architectures, "
-                        "a TorchScript file, an exported program (torch.export.save), or "
-                        "the weights of --model-factory's model")
+                        "a TorchScript file or an exported program (torch.export.save; both "
+                        "need --trust-program), or the weights of --model-factory's model")
     g.add_argument("--arch", choices=("unet", "pointnet"),
                    help="built-in architecture of --checkpoint (required for a plain "
                         "state_dict)")
@@ -123,6 +123,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "(on PYTHONPATH) returns the model; --checkpoint holds its weights")
     g.add_argument("--model-kwargs", metavar="JSON",
                    help="keyword arguments of --model-factory, a JSON object")
+    g.add_argument("--trust-program", action="store_true",
+                   help="allow a TorchScript or exported-program --checkpoint: loading one "
+                        "RUNS CODE from the file; only for files you trust")
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
@@ -145,6 +148,9 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
                    help="first index (default: %(default)s; --first under torchrun)")
     g.add_argument("--stride", type=int, default=1,
                    help="step between indices (default: %(default)s)")
+    g.add_argument("--follow-symlinks", action="store_true",
+                   help="let --data-root's files resolve outside it through symbolic links "
+                        "(refused by default)")
 
 
 def add_certify_options(p: argparse.ArgumentParser) -> None:
@@ -206,7 +212,8 @@ def config_from_args(args: argparse.Namespace) -> runs.RunConfig:
         tau=tuple(args.tau), alpha=args.alpha, correction=args.correction, k=args.k,
         batch_size=args.batch_size, num_inputs=args.num_inputs, start=args.start,
         stride=args.stride, seed=args.seed, axis=args.axis,
-        skip_impossible=args.skip_impossible,
+        skip_impossible=args.skip_impossible, trust_program=args.trust_program,
+        follow_symlinks=args.follow_symlinks,
     )  # fmt: skip
 
 

@@ -128,6 +128,13 @@ class RunConfig:
     skip_impossible : bool, default False
         Leave out the grid points whose ``n`` is too small to certify any component
         (:func:`multitest.min_certifying_samples`); otherwise they run with a warning.
+    trust_program : bool, default False
+        Allow a TorchScript or exported-program ``checkpoint``: loading one runs code
+        from the file (:func:`smoothing.models.user.load_user_model`). Not recorded as
+        an option that changes results: give it again on every resume.
+    follow_symlinks : bool, default False
+        Let a real data set's files resolve outside ``data_root`` through symbolic
+        links (refused by default).
     """
 
     dataset: str = "streets"
@@ -156,6 +163,8 @@ class RunConfig:
     seed: int = 0
     axis: str | None = None
     skip_impossible: bool = False
+    trust_program: bool = False
+    follow_symlinks: bool = False
 
     def __post_init__(self) -> None:
         # a scalar is a one-point grid; lists become tuples (hashable, comparable)

@@ -91,7 +91,7 @@ def load_any_model(cfg: RunConfig, num_classes: int, device: torch.device
                          "`model_factory`, TorchScript or exported model takes neither.")
     model, sha, description = user.load_user_model(
         checkpoint=cfg.checkpoint, factory=cfg.model_factory,
-        factory_kwargs=cfg.model_kwargs, device=device)
+        factory_kwargs=cfg.model_kwargs, device=device, trust_program=cfg.trust_program)
     if cfg.checkpoint is not None:
         cfg = replace(cfg, checkpoint=str(Path(cfg.checkpoint).expanduser().resolve()))
     return model, sha, cfg, description
@@ -111,11 +111,12 @@ def open_dataset(cfg: RunConfig, normals: bool,
     root = Path(cfg.data_root).expanduser().resolve()
     size = tuple(cfg.image_size) if cfg.image_size is not None else None
     if cfg.dataset == "cityscapes":
-        return D.Cityscapes(root, split, size=size)
+        return D.Cityscapes(root, split, size=size, follow_symlinks=cfg.follow_symlinks)
     if cfg.dataset == "pascal-context":
-        return D.PascalContext59(root, split, size=size)
+        return D.PascalContext59(root, split, size=size,
+                                 follow_symlinks=cfg.follow_symlinks)
     return D.ShapeNetPart(root, split, num_points=cfg.num_points, normals=normals,
-                          seed=cfg.data_seed)
+                          seed=cfg.data_seed, follow_symlinks=cfg.follow_symlinks)
 
 
 def dataset_classes(name: str) -> int:

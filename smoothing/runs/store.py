@@ -45,7 +45,7 @@ _FORMAT = "segcertify.run"
 #: 2: the noise is drawn once per (sigma, n) and every tau is tested on those counts
 #: (version 1 drew it again for every tau, so its results differ for the same seed).
 _FORMAT_VERSION = 2
-_NOT_COMPARED = frozenset({"checkpoint", "data_root"})
+_NOT_COMPARED = frozenset({"checkpoint", "data_root", "trust_program", "follow_symlinks"})
 
 
 
