@@ -16,6 +16,7 @@ import torch
 from smoothing import runs as runner
 from smoothing.cli import main
 from smoothing.models import user
+from smoothing.runs.engine import batch_sizes
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -239,7 +240,54 @@ def test_a_torch_save_checkpoint_of_a_foreign_model_needs_its_factory(tmp_path, 
     torch.save(torch.nn.Conv2d(3, 8, 1).state_dict(), tmp_path / "w.pt")
     assert main([*CLI, "--checkpoint", str(tmp_path / "w.pt"), "--out",
                  str(tmp_path / "bad")]) == 2
-    assert "`--arch` is required" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "`--arch` is required" in err and "`--model-factory`" in err
+
+
+class _FixedBatch(torch.nn.Module):
+    """A model whose forward hard-codes its batch size (as a static export does)."""
+
+    def __init__(self, model: torch.nn.Module, batch: int) -> None:
+        super().__init__()
+        self.model, self.batch = model, batch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).reshape(self.batch, 8, 16, 16)
+
+
+def test_batch_sizes_follow_the_sampling_loop():
+    cfg = runner.RunConfig(n0=10, n=(100, 120, 30), batch_size=50)
+    sent = {1}  # the clean evaluation
+    for num in (10, 100, 120, 30):  # the batches iter_predictions sends
+        sent |= {min(50, num - start) for start in range(0, num, 50)}
+    assert batch_sizes(cfg) == sorted(sent) == [1, 10, 20, 30, 50]
+
+
+@pytest.mark.parametrize(("batch", "failing"), [(1, 32), (32, 1)])
+def test_cli_a_fixed_batch_program_fails_before_writing(models_dir, tmp_path, capsys, batch,
+                                                         failing):
+    path = tmp_path / "m.pt2"
+    fixed = _FixedBatch(_build().eval(), batch)
+    torch.export.save(torch.export.export(fixed, (torch.rand(batch, 3, 16, 16),)), str(path))
+    out = tmp_path / "run"
+    assert main([*CLI, "--checkpoint", str(path), "--trust-program", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("segcertify: error: the model fails on ")
+    what = "one input" if failing == 1 else f"a batch of {failing} inputs"
+    assert what in err and "`--batch-size` 32" in err and "batches of 1, 4, 32" in err
+    assert not out.exists()
+    if batch == 1:  # the advice works
+        small = ["--num-inputs", "1", "--n", "8", "--tau", "0.55", "--batch-size", "1"]
+        assert main([*CLI, *small, "--checkpoint", str(path), "--trust-program",
+                     "--out", str(out)]) == 0
+
+
+def test_run_certification_a_model_that_drops_the_batch(tmp_path):
+    with pytest.raises(ValueError, match="fails on a batch of 32 inputs .* it returned a batch "
+                                         "of 1"):
+        runner.run_certification(lambda x: torch.zeros(1, 8, 16, 16), "streets", CFG,
+                                 out=tmp_path / "bad", device="cpu")
+    assert not (tmp_path / "bad").exists()
 
 
 # ---------------------------------------------------------------- the documented example

@@ -372,7 +372,9 @@ def load_checkpoint(
         if arch is None:
             raise ValueError(
                 f"`arch` is required to load the plain state_dict in '{p}'; "
-                f"choose from {sorted(ARCHITECTURES)}."
+                f"choose from {sorted(ARCHITECTURES)}. For an architecture of your own, "
+                "pass `model_factory` (MODULE:FUNCTION building it) with this file as "
+                "`checkpoint`, or build it and call load_state_dict yourself."
             )
         if arch not in ARCHITECTURES:
             raise ValueError(f"`arch` must be one of {sorted(ARCHITECTURES)}; got {arch!r}.")

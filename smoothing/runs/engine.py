@@ -73,8 +73,10 @@ from smoothing.segcertify import SegCertify, check_k_components
 __all__ = [
     "CertificationRun",
     "RunReport",
+    "batch_sizes",
     "input_metrics",
     "prepare",
+    "probe_batches",
     "run_certification",
 ]
 
@@ -335,13 +337,71 @@ def _progress_bar(total: int, initial: int, progress: bool, rank: int, world_siz
                         enabled=progress, file=sys.stderr, dynamic_ncols=True)
 
 
+def batch_sizes(config: RunConfig) -> list[int]:
+    """Every batch size a run sends to the model, ascending.
+
+    1 for the clean evaluation, and for ``n0`` and each ``n`` the full batches of
+    ``batch_size`` and the last, partial one (:func:`smoothing._sampling.iter_predictions`).
+    Sharded sampling (``--shard samples``) splits ``n0`` and ``n`` into shares first.
+
+    Examples
+    --------
+    >>> batch_sizes(RunConfig(n0=10, n=(100, 120), batch_size=50))
+    [1, 10, 20, 50]
+    """
+    sizes = {1}
+    for num in (config.n0, *config.n):
+        sizes.add(min(config.batch_size, num))
+        if num > config.batch_size and num % config.batch_size:
+            sizes.add(num % config.batch_size)
+    return sorted(sizes)
+
+
+def probe_batches(model: Any, x: torch.Tensor, config: RunConfig) -> None:
+    """Run ``model`` once on a batch of each of :func:`batch_sizes` copies of ``x``.
+
+    Raises
+    ------
+    ValueError
+        If the model fails on one of them (a program exported or traced with a fixed
+        batch size, or too large a batch for the memory) or returns another batch
+        size, naming the batch size and ``batch_size``.
+    """
+    from smoothing._sampling import model_device, set_eval
+
+    sizes = batch_sizes(config)
+    x = x.to(model_device(model, x))
+    set_eval(model)
+    for b in [1, *sizes[:0:-1]]:  # one input, then the largest batch first
+        try:
+            with torch.inference_mode():
+                out = model(x.unsqueeze(0).expand(b, *x.shape))
+        except Exception as err:  # torch raises RuntimeError, AssertionError (guards), ...
+            said = " ".join(str(err).split()) or type(err).__name__
+        else:
+            shape = getattr(out, "shape", None)
+            if shape is None or len(shape) == 0 or shape[0] == b:
+                continue  # not a tensor: the output checks name what is wrong
+            said = f"it returned a batch of {shape[0]}"
+        what = (f"a batch of {b} inputs" if b > 1 else "one input") + f" of shape {tuple(x.shape)}"
+        plan = (f"the run sends batches of {', '.join(map(str, sizes))} (`batch_size` "
+                f"{config.batch_size}, `n0` {config.n0}, `n` {', '.join(map(str, config.n))})")
+        raise ValueError(
+            f"the model fails on {what}: {said}. {plan[0].upper()}{plan[1:]}; a model exported "
+            "or traced with a fixed batch size needs a dynamic batch dimension (e.g. "
+            "torch.export.Dim); otherwise pass a `batch_size` it accepts (1 for a model "
+            "that takes one input at a time)."
+        )
+
+
 def prepare(config: RunConfig, *, device: str | torch.device = "auto",
             model: Any = None, data: Any = None) -> CertificationRun:
     """Validate a run completely without writing anything.
 
     Checks the options, loads the model (``num_classes`` must match the data set),
-    opens the data set, builds every sampler and certifier and runs the model once on
-    the first selected input.
+    opens the data set, builds every sampler and certifier and runs the model on
+    the first selected input, once for each batch size the run will send
+    (:func:`batch_sizes`).
 
     Parameters
     ----------
@@ -363,7 +423,8 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     Raises
     ------
     ValueError, TypeError
-        For an invalid option or a model that does not fit the data set.
+        For an invalid option or a model that does not fit the data set, or that
+        fails on one of the run's batch sizes (:func:`probe_batches`).
     FileNotFoundError
         For a missing checkpoint or data folder.
 
@@ -404,6 +465,7 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     dataset = data if data is not None else open_dataset(cfg, normals, length)
     indices = select_inputs(cfg, len(dataset))
     cfg = replace(cfg, num_inputs=len(indices))
+    probe_batches(model, dataset[indices[0]][0], cfg)  # a fixed batch size fails here
     first = predict_clean(model, dataset[indices[0]][0], layout=layout, num_classes=num_classes)
     check_k_components(cfg.k, first.numel())  # k-FWER with k > N promises nothing
     grid = plan_grid(cfg, first.numel())
