@@ -105,6 +105,11 @@ def test_cli_md_command_sequence_runs(tmp_path):
     finally:
         os.chdir(cwd)
     assert (tmp_path / "runs" / "streets-py" / "summary.md").exists()
+    for run in ("streets-py", "mine"):  # every tau of the examples can certify at their n
+        from smoothing.runs import summarize
+
+        rows = [r for r in summarize(tmp_path / "runs" / run).rows if r["method"] != "base"]
+        assert len(rows) == 2 and all(r["abstain_pct"] < 100 for r in rows), rows
 
 
 @pytest.mark.parametrize("index", [0, 1])

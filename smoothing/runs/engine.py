@@ -338,11 +338,12 @@ def _progress_bar(total: int, initial: int, progress: bool, rank: int, world_siz
 
 
 def batch_sizes(config: RunConfig) -> list[int]:
-    """Every batch size a run sends to the model, ascending.
+    """Every batch size a single-process run sends to the model, ascending.
 
     1 for the clean evaluation, and for ``n0`` and each ``n`` the full batches of
     ``batch_size`` and the last, partial one (:func:`smoothing._sampling.iter_predictions`).
-    Sharded sampling (``--shard samples``) splits ``n0`` and ``n`` into shares first.
+    Sharded sampling (``--shard samples``) batches each rank's share of ``n0`` and
+    ``n`` instead.
 
     Examples
     --------
@@ -360,35 +361,44 @@ def batch_sizes(config: RunConfig) -> list[int]:
 def probe_batches(model: Any, x: torch.Tensor, config: RunConfig) -> None:
     """Run ``model`` once on a batch of each of :func:`batch_sizes` copies of ``x``.
 
+    One input first, then the largest batch, so that a model that cannot take
+    ``batch_size`` inputs (a program exported or traced with a fixed batch size, or
+    too little memory) stops the run before anything is written.
+
     Raises
     ------
     ValueError
-        If the model fails on one of them (a program exported or traced with a fixed
-        batch size, or too large a batch for the memory) or returns another batch
-        size, naming the batch size and ``batch_size``.
+        If the model fails on one input with a ``RuntimeError`` or ``AssertionError``
+        (the guards of an exported program), fails on a larger batch with any error,
+        or returns a batch of another size; the message names the batch size and
+        ``batch_size``.
     """
     from smoothing._sampling import model_device, set_eval
 
     sizes = batch_sizes(config)
     x = x.to(model_device(model, x))
     set_eval(model)
-    for b in [1, *sizes[:0:-1]]:  # one input, then the largest batch first
+    for b in [1, *sizes[:0:-1]]:
         try:
             with torch.inference_mode():
-                out = model(x.unsqueeze(0).expand(b, *x.shape))
-        except Exception as err:  # torch raises RuntimeError, AssertionError (guards), ...
+                out = model(x.expand(b, *x.shape).contiguous())
+        except (RuntimeError, AssertionError) as err:
+            said = " ".join(str(err).split()) or type(err).__name__
+        except Exception as err:  # it ran on one input: the batch size is the cause
+            if b == 1:
+                raise
             said = " ".join(str(err).split()) or type(err).__name__
         else:
             shape = getattr(out, "shape", None)
             if shape is None or len(shape) == 0 or shape[0] == b:
                 continue  # not a tensor: the output checks name what is wrong
             said = f"it returned a batch of {shape[0]}"
-        what = (f"a batch of {b} inputs" if b > 1 else "one input") + f" of shape {tuple(x.shape)}"
-        plan = (f"the run sends batches of {', '.join(map(str, sizes))} (`batch_size` "
-                f"{config.batch_size}, `n0` {config.n0}, `n` {', '.join(map(str, config.n))})")
+        what = f"a batch of {b} inputs" if b > 1 else "one input"
         raise ValueError(
-            f"the model fails on {what}: {said}. {plan[0].upper()}{plan[1:]}; a model exported "
-            "or traced with a fixed batch size needs a dynamic batch dimension (e.g. "
+            f"the model fails on {what} of shape {tuple(x.shape)}: {said}. The run sends "
+            f"batches of {', '.join(map(str, sizes))} (`batch_size` {config.batch_size}, "
+            f"`n0` {config.n0}, `n` {', '.join(map(str, config.n))}): a model exported or "
+            "traced with a fixed batch size needs a dynamic batch dimension (e.g. "
             "torch.export.Dim); otherwise pass a `batch_size` it accepts (1 for a model "
             "that takes one input at a time)."
         )
