@@ -44,9 +44,13 @@ def check_rng(rng, randomized: bool) -> np.random.Generator | None:
                          "or an integer seed (the certificate depends on its U(0, 1) draws).")
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, bool) or not isinstance(rng, (numbers.Integral, np.random.SeedSequence)):
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(
+            rng, (numbers.Integral, np.random.SeedSequence)):
         raise TypeError("`rng` must be a numpy.random.Generator, a SeedSequence or an "
-                        f"integer seed; got {type(rng).__name__}.")
+                        f"integer seed >= 0; got {type(rng).__name__}.")
+    if isinstance(rng, numbers.Integral) and rng < 0:
+        raise ValueError("`rng` must be a numpy.random.Generator, a SeedSequence or an "
+                         f"integer seed >= 0; got {rng!r}.")
     return np.random.default_rng(rng)
 
 
@@ -60,9 +64,14 @@ def randomized_pvalues(counts: np.ndarray, n, tau: float, u: np.ndarray) -> np.n
 
     ``counts`` int64 in [0, n]; ``n`` an int or an int64 array broadcast against
     ``counts``; ``u`` float64 in [0, 1) of the counts' shape. With a scalar ``n``
-    the two terms are evaluated once per distinct count, then gathered.
+    whose table over 0..n is small (:func:`multitest._binomial.uses_table`) the two
+    terms are evaluated once per distinct count, then gathered; otherwise once per
+    count, in O(N) memory whatever ``n`` (the same doubles either way).
     """
-    if isinstance(n, int):  # tables over 0..n, filled where a count occurs: O(N + n)
+    from multitest._binomial import uses_table  # (that module imports this one)
+
+    if isinstance(n, int) and uses_table(n, counts.size):
+        # tables over 0..n, filled where a count occurs: O(N + n)
         present = np.zeros(n + 1, dtype=bool)
         present[counts] = True
         values = np.flatnonzero(present)
