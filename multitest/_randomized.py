@@ -26,7 +26,7 @@ import numbers
 import numpy as np
 from scipy import special
 
-__all__ = ["check_rng", "draw_uniforms", "randomized_pvalues"]
+__all__ = ["check_rng", "draw_uniforms", "randomized_pvalues", "rng_record"]
 
 
 def check_rng(rng, randomized: bool) -> np.random.Generator | None:
@@ -52,6 +52,29 @@ def check_rng(rng, randomized: bool) -> np.random.Generator | None:
         raise ValueError("`rng` must be a numpy.random.Generator, a SeedSequence or an "
                          f"integer seed >= 0; got {rng!r}.")
     return np.random.default_rng(rng)
+
+
+def rng_record(rng, generator: np.random.Generator) -> dict:
+    """What a randomized certificate must report to be re-checked, JSON-ready.
+
+    ``rng_seed``: the integer seed the caller passed (``None`` for a Generator or a
+    SeedSequence). ``rng_state``: ``generator``'s bit-generator state *before* the
+    ``U`` draws (arrays as lists), which reproduces them whatever was passed::
+
+        bits = getattr(np.random, state["bit_generator"])()
+        bits.state = state
+        rng = np.random.Generator(bits)
+    """
+    seed = int(rng) if isinstance(rng, numbers.Integral) else None
+    return {"rng_seed": seed, "rng_state": _jsonable(generator.bit_generator.state)}
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return int(value) if isinstance(value, np.integer) else value
 
 
 def draw_uniforms(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
