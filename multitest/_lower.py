@@ -259,9 +259,9 @@ def simultaneous_lower_bounds(counts, n: int, alpha: float, *, method: str = "bo
     the top level rejects (tested in ``tests/test_lower.py``).
 
     **Cost.** O(N) to histogram the counts (a sort, O(N log N), when ``n`` is
-    much larger than N: nothing is ever sized by ``n``), then ``min(N, n + 1)`` incomplete-beta
-    inverses (Bonferroni) or ``L min(N, n + 1)`` p-values and one sort of them
-    (ladder): never N x L.
+    much larger than N: nothing is ever sized by ``n``), then ``min(N, n + 1)``
+    incomplete-beta inverses (Bonferroni) or ``L min(N, n + 1)`` p-values and one
+    sort of them (ladder): never N x L.
 
     References
     ----------

@@ -220,6 +220,17 @@ def test_huge_n_routes_give_the_ordinary_doubles(rng, monkeypatch, method):
         assert np.array_equal(got.reject, ref.reject) and got.threshold == ref.threshold
 
 
+def test_randomized_per_count_route_gives_the_table_doubles(rng, monkeypatch):
+    from multitest import _binomial
+
+    n = 300
+    counts = rng.binomial(n, 0.8, size=(40, 50))
+    ref = mt.binomial_pvalues(counts, n, 0.75, randomized=True, rng=5)
+    monkeypatch.setattr(_binomial, "uses_table", lambda n, N: False)
+    got = mt.binomial_pvalues(counts, n, 0.75, randomized=True, rng=5)
+    assert np.array_equal(got, ref)
+
+
 @pytest.mark.parametrize("method", ["bonferroni", "ladder"])
 def test_lower_bounds_sort_route_gives_the_table_doubles(rng, monkeypatch, method):
     n = 200
