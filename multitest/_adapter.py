@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -68,6 +69,13 @@ def _writable(a: np.ndarray) -> np.ndarray:
     return view
 
 
+def _check_flag(value, name: str) -> bool:
+    """A bool, or statsmodels' 0/1: a string such as ``"no"`` is refused, not truthy."""
+    if isinstance(value, (numbers.Integral, np.bool_)) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"`{name}` must be a bool; got {value!r} ({type(value).__name__}).")
+
+
 def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int = 1,
                   is_sorted: bool = False, returnsorted: bool = False) -> MultipletestsResult:
     """statsmodels-compatible multiple-testing adapter.
@@ -93,8 +101,11 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
         computes (its docstring says otherwise).
     is_sorted : bool, default False
         Accepted for compatibility; the procedures here never need sorted input.
+        A bool (or 0/1); anything else is refused.
     returnsorted : bool, default False
-        If True, return the results in ascending p-value order (flattened).
+        If True, return the results in ascending p-value order (flattened). A
+        bool (or 0/1): a string such as ``"no"`` is refused rather than read as
+        true.
 
     Returns
     -------
@@ -113,7 +124,8 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
     Raises
     ------
     TypeError
-        If `method` is not a string, or `pvals` is not real-valued.
+        If `method` is not a string, `pvals` is not real-valued, or `is_sorted` or
+        `returnsorted` is not a bool.
     ValueError
         For an unknown `method`, invalid p-values or `alpha` (statsmodels
         validates neither).
@@ -140,6 +152,8 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
         maxiter = int(maxiter)
     kwargs = {"maxiter": maxiter} if two_stage else {}
     alpha = check_alpha(alpha)
+    _check_flag(is_sorted, "is_sorted")
+    returnsorted = _check_flag(returnsorted, "returnsorted")
     res = procedure(pvals, alpha, **kwargs)
     reject, adjusted = _writable(res.reject), _writable(res.pvalues_adjusted)
     ntests = reject.size

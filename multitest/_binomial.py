@@ -9,7 +9,7 @@ from scipy import special
 
 from multitest import _kernels as K
 from multitest import _randomized as R
-from multitest._validation import check_probability
+from multitest._validation import MAX_N, as_array, check_int, check_probability
 
 __all__ = [
     "binomial_pvalue_table",
@@ -29,7 +29,9 @@ def _as_counts(counts, n=None) -> np.ndarray:
     With a scalar `n` the range is [0, n]; otherwise the values must fit int64 and
     the caller checks them against its `n`.
     """
-    arr = np.asarray(counts)
+    arr = as_array(counts, "counts")
+    if arr.dtype == object:
+        _raise_object_ints(arr, "counts", f"[0, {n}]" if isinstance(n, int) else "[0, n]")
     if arr.dtype.kind in "iu":
         # numba kernels take native byte order only (a no-op for native arrays)
         return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
@@ -55,21 +57,31 @@ def _as_counts(counts, n=None) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _raise_object_ints(arr: np.ndarray, name: str, accepted: str) -> None:
+    """An object array of Python ints is integers too large for int64: say so."""
+    flat = arr.reshape(-1)
+    if flat.size and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                         for v in flat):
+        bad = max(flat, key=abs)
+        raise ValueError(f"`{name}` must lie in {accepted}; got {bad!r}.")
+
+
 def _as_n(n):
-    """Scalar ``int`` or int64 array of trial numbers, each >= 1."""
-    if isinstance(n, bool):
-        raise TypeError("`n` must be an integer >= 1; got a bool.")
+    """Scalar ``int`` or int64 array of trial numbers, each in [1, MAX_N]."""
+    if isinstance(n, (bool, np.bool_)):
+        raise TypeError("`n` must be an integer in [1, 2**53]; got a bool.")
     if isinstance(n, numbers.Integral):
-        if n < 1:
-            raise ValueError(f"`n` must be an integer >= 1; got {n!r}.")
-        return int(n)
-    arr = np.asarray(n)
+        return check_int(n, "n", high=MAX_N)
+    arr = as_array(n, "n")
+    if arr.dtype == object:
+        _raise_object_ints(arr, "n", "[1, 2**53]")
     if arr.ndim == 0 and arr.dtype.kind in "iu":
         return _as_n(int(arr))
     if arr.dtype.kind not in "iu":
         raise TypeError(f"`n` must be an integer or an array of integers; got {n!r}.")
-    if arr.size and arr.min() < 1:
-        raise ValueError(f"`n` must be >= 1 everywhere; got a minimum of {arr.min()}.")
+    if arr.size and (arr.min() < 1 or arr.max() > MAX_N):  # before the cast wraps a uint64
+        bad = arr.min() if arr.min() < 1 else arr.max()
+        raise ValueError(f"`n` must lie in [1, 2**53] everywhere; got {bad}.")
     return arr.astype(np.int64, copy=False)
 
 
@@ -79,13 +91,18 @@ def check_count_range(lo: int, hi: int, n: int) -> None:
         raise ValueError(f"`counts` must lie in [0, n] = [0, {n}]; got {lo if lo < 0 else hi}.")
 
 
+#: Largest ``n`` of :func:`binomial_pvalue_table` (its table holds n + 1 doubles).
+TABLE_MAX_N = 2**28
+
+
 def binomial_pvalue_table(n: int, tau: float, which=None) -> np.ndarray:
     """p-values ``P(X >= c)``, X ~ Binomial(n, tau), for c = 0..n (NaN where not asked).
 
     Parameters
     ----------
     n : int
-        Number of trials, ``n >= 1``.
+        Number of trials, in [1, 2**28] (the table holds ``n + 1`` doubles, 2 GiB
+        at the limit).
     tau : float
         Success probability under the null, in (0, 1).
     which : array_like of bool, optional
@@ -104,7 +121,8 @@ def binomial_pvalue_table(n: int, tau: float, which=None) -> np.ndarray:
     TypeError
         If `n` is not a scalar integer or `which` is not boolean.
     ValueError
-        If `n < 1`, `tau` is not in (0, 1) or `which` is not of length ``n + 1``.
+        If `n` is outside [1, 2**28], `tau` is not in (0, 1) or `which` is not of
+        length ``n + 1``.
 
     Examples
     --------
@@ -115,9 +133,13 @@ def binomial_pvalue_table(n: int, tau: float, which=None) -> np.ndarray:
     n = _as_n(n)
     if not isinstance(n, int):
         raise TypeError("`n` must be a scalar integer here.")
+    if n > TABLE_MAX_N:
+        raise ValueError(f"`n` must be an integer in [1, 2**28] for a table over 0..n "
+                         f"(n + 1 doubles); got {n}. For the p-values of given counts use "
+                         "binomial_pvalues.")
     tau = check_probability(tau, "tau")
     if which is not None:
-        which = np.asarray(which)
+        which = as_array(which, "which")
         if which.dtype != np.bool_:
             raise TypeError("`which` must be a boolean mask over the counts 0..n; got dtype "
                             f"{which.dtype} (for given counts use binomial_pvalues).")
@@ -187,7 +209,7 @@ def binomial_pvalues(counts, n, tau: float, *, randomized: bool = False,
         Observed numbers of successes, any shape, ``0 <= count <= n``. Float arrays
         are accepted when every value is integral.
     n : int or array_like of int
-        Number of trials (``>= 1``): a scalar, or an array broadcast against
+        Number of trials, in [1, 2**53]: a scalar, or an array broadcast against
         `counts`.
     tau : float
         Success probability under the null, in (0, 1).
@@ -212,7 +234,8 @@ def binomial_pvalues(counts, n, tau: float, *, randomized: bool = False,
         If `counts` or `n` are not integer-valued arrays, or `rng` is not a
         Generator or seed.
     ValueError
-        If a count lies outside [0, n], `n < 1`, `tau` is not in (0, 1), or
+        If a count lies outside [0, n], `n` is outside [1, 2**53], `counts` is
+        ragged, `tau` is not in (0, 1), `rng` is a negative seed, or
         ``randomized=True`` without `rng`.
 
     Notes

@@ -20,6 +20,7 @@ from multitest._binomial import (
     pvalue_of_count,
     pvalues_of_counts,
     pvalues_of_valid_counts,
+    uses_table,
 )
 from multitest._fdr import benjamini_hochberg, benjamini_yekutieli, harmonic_number
 from multitest._fwer import (
@@ -111,22 +112,26 @@ class _CountLevels:
     count, so ``#{i : pvalue(count_i) <= c} = #{i : count_i >= at_least(c)}``. Every
     critical value asked for lies in [c_min, c_max]: the ends' thresholds are
     found by bisection, and the p-values of the counts between them are evaluated
-    once.
+    once -- unless there are more than :data:`LEVELS_TABLE_MAX` of them (a huge
+    ``n``), when each ``at_least`` bisects between the ends instead (the same
+    doubles, so the same thresholds).
     """
 
     def __init__(self, n: int, tau: float, c_min: float, c_max: float) -> None:
         self.n, self.tau = n, tau
         self.first = self._search(c_max)
-        last = self._search(c_min)
-        neg = np.full(last - self.first + 1, np.inf)  # count n + 1 meets every level
-        xs = np.arange(self.first, min(last, n) + 1)
-        neg[:xs.size] = -pvalues_of_counts(n, tau, xs)
-        self._neg = neg  # nondecreasing
+        self.last = self._search(c_min)
+        self._neg = None
+        if self.last - self.first < LEVELS_TABLE_MAX:
+            neg = np.full(self.last - self.first + 1, np.inf)  # count n + 1 meets every level
+            xs = np.arange(self.first, min(self.last, n) + 1)
+            neg[:xs.size] = -pvalues_of_counts(n, tau, xs)
+            self._neg = neg  # nondecreasing
 
-    def _search(self, c: float) -> int:
+    def _search(self, c: float, lo: int = -1, hi: int | None = None) -> int:
         # count -1 stands for "below every count" (never tested); count 0 has
         # p-value 1, which a critical value c >= 1 (k alpha / N >= 1) admits
-        lo, hi = -1, self.n + 1  # count n + 1 meets every c
+        hi = self.n + 1 if hi is None else hi  # count n + 1 meets every c
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if pvalue_of_count(self.n, self.tau, mid) <= c:
@@ -138,9 +143,14 @@ class _CountLevels:
     def at_least(self, c: float) -> int:
         if c < 0:
             return self.n + 1
+        if self._neg is None:  # c lies in [c_min, c_max]: its threshold in [first, last]
+            return self._search(c, self.first - 1, self.last)
         return self.first + int(np.searchsorted(self._neg, -c, side="left"))
 
 
+#: Largest span of count thresholds :class:`_CountLevels` tabulates (a p-value
+#: each); beyond it (only for huge ``n``) it bisects per critical value.
+LEVELS_TABLE_MAX = 2**16
 _NO_REJECT = np.empty(0, dtype=bool)
 #: Up to this many counts, their p-values are evaluated one by one rather than once
 #: per distinct count in a table over 0..n (the same doubles either way).
@@ -188,6 +198,11 @@ def _decide_counts(flat, compact, n, tau, alpha, spec, k, extra):
 
     if not one_step:
         R, _, _, decided = iterate_rank(first, sweep, N, step_up)
+        if R is None and not uses_table(n, N):  # a histogram over 0..n would not fit
+            res = spec.procedure(pvalues_of_counts(n, tau, compact.astype(np.int64)), alpha,
+                                 **({"k": k} if spec.takes_k else {}))
+            rej = res.reject
+            return rej, int(compact[rej].min()) if rej.any() else n + 1
         if R is None:
             hist = K.count_histogram(compact, n)
             table = binomial_pvalue_table(n, tau, hist > 0)
@@ -215,7 +230,8 @@ def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "h
     counts : array_like of int
         Counts in [0, n], any shape.
     n : int
-        Number of samples, ``n >= 1`` (a scalar: every component saw ``n`` samples).
+        Number of samples, in [1, 2**53] (a scalar: every component saw ``n``
+        samples).
     tau : float
         Null threshold, in (0, 1) (SEGCERTIFY requires [1/2, 1); checked there).
     alpha : float
@@ -253,7 +269,8 @@ def certify_counts(counts, n: int, tau: float, alpha: float, *, method: str = "h
         If `counts` is not integer-valued, `n` is not a scalar integer, `k` is
         not an integer, or `rng` is not a Generator or seed.
     ValueError
-        If a count is outside [0, n], `n < 1`, `tau` or `alpha` is outside (0, 1),
+        If a count is outside [0, n], `n` outside [1, 2**53], `counts` ragged,
+        `rng` a negative seed, `tau` or `alpha` is outside (0, 1),
         `k < 1`, `k != 1` for a method without `k`, `method` is unknown, or
         ``randomized=True`` without `rng`.
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from multitest._result import MultitestResult
-from multitest._validation import check_alpha
+from multitest._validation import as_array, check_alpha
 
 __all__ = ["family_procedure"]
 
@@ -77,7 +77,7 @@ def along_axis(procedure: Callable[..., MultitestResult], pvals, alpha: float, a
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         raise TypeError(f"`axis` must be an integer or None; got {axis!r}.")
     alpha = check_alpha(alpha)
-    arr = np.asarray(pvals)
+    arr = as_array(pvals, "pvals")
     if not -arr.ndim <= axis < arr.ndim:
         raise ValueError(f"`axis` must lie in [{-arr.ndim}, {arr.ndim - 1}] for `pvals` of "
                          f"shape {arr.shape}; got {axis}.")

@@ -18,7 +18,7 @@ from multitest import _step
 from multitest._family import family_procedure
 from multitest._fdr_kernels import bh_levels_sorted, two_stage_small
 from multitest._result import MultitestResult
-from multitest._validation import as_pvalues, check_alpha
+from multitest._validation import MAX_INT64, as_pvalues, check_alpha
 
 __all__ = ["benjamini_krieger_yekutieli", "two_stage_benjamini_hochberg"]
 
@@ -34,7 +34,9 @@ def _check_maxiter(maxiter) -> int | None:
         )
     if maxiter < -1:
         raise ValueError(f"`maxiter` must be an integer >= -1 or None; got {maxiter!r}.")
-    return None if maxiter == -1 else int(maxiter)
+    # at most N stages change anything, so a count above the kernels' int64 is the
+    # same as iterating to convergence
+    return None if maxiter == -1 or maxiter > MAX_INT64 else int(maxiter)
 
 
 def _two_stage(pvals, alpha, maxiter, *, bky: bool, method: str) -> MultitestResult:

@@ -7,12 +7,20 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from multitest import _kernels as K
-from multitest._binomial import _as_counts, _as_n, check_count_range, pvalues_of_counts
-from multitest._validation import check_alpha
+from multitest._binomial import (
+    _as_counts,
+    _as_n,
+    check_count_range,
+    pvalues_of_counts,
+    uses_table,
+)
+from multitest._validation import as_array, check_alpha, check_int
 
 __all__ = ["LOWER_METHODS", "LowerBounds", "ladder_levels", "simultaneous_lower_bounds"]
 
+#: Most levels :func:`ladder_levels` makes (the ladder's Holm family has N x num
+#: hypotheses; a finer ladder than this gains nothing measurable).
+MAX_LEVELS = 2**16
 #: Methods of :func:`simultaneous_lower_bounds`.
 LOWER_METHODS: tuple[str, ...] = ("bonferroni", "ladder")
 
@@ -44,9 +52,16 @@ class LowerBounds:
 
 
 def _check_levels(levels) -> np.ndarray:
-    arr = np.asarray(levels, dtype=np.float64).reshape(-1) if levels is not None else None
+    arr = as_array(levels, "levels") if levels is not None else None
+    if arr is not None and arr.dtype.kind not in "fiu":  # strings, bools, objects
+        raise TypeError(f"`levels` must be a 1-D sequence of real numbers in (0, 1); got "
+                        f"dtype {arr.dtype}.")
+    if arr is not None and arr.ndim != 1:
+        raise ValueError(f"`levels` must be a 1-D sequence of real numbers in (0, 1); got "
+                         f"shape {arr.shape}.")
     if arr is None or arr.size == 0:
         raise ValueError("`levels` must be a non-empty, strictly increasing sequence in (0, 1).")
+    arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)) or arr.min() <= 0.0 or arr.max() >= 1.0:
         raise ValueError(f"`levels` must lie in (0, 1); got {arr.tolist()!r}.")
     if arr.size > 1 and not np.all(np.diff(arr) > 0):
@@ -67,13 +82,14 @@ def ladder_levels(n: int, num_components: int, alpha: float, *, num: int = 8) ->
     Parameters
     ----------
     n : int
-        Trials per component (>= 1).
+        Trials per component, in [1, 2**53].
     num_components : int
-        Number of components N (>= 1).
+        Number of components N, in [1, 2**63 - 1].
     alpha : float
         Error probability, in (0, 1).
     num : int, default 8
-        Number of levels (>= 1).
+        Number of levels, in [1, 2**16] (the ladder's family has N x num
+        hypotheses).
 
     Returns
     -------
@@ -90,9 +106,8 @@ def ladder_levels(n: int, num_components: int, alpha: float, *, num: int = 8) ->
     if not isinstance(n, int):
         raise TypeError("`n` must be a scalar integer.")
     alpha = check_alpha(alpha)
-    for value, name in ((num_components, "num_components"), (num, "num")):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}.")
+    num_components = check_int(num_components, "num_components")
+    num = check_int(num, "num", high=MAX_LEVELS)
     z_top = special.ndtri((alpha / num_components) ** (1.0 / n))
     if not z_top > 0:  # n too small for any bound above 1/2: a nominal ladder to Phi(1)
         z_top = 1.0
@@ -130,14 +145,31 @@ def _bonferroni_lower(n: int, c: np.ndarray, level: float) -> np.ndarray:
     return out
 
 
-def _ladder_lower(n: int, present: np.ndarray, hist: np.ndarray, levels: np.ndarray,
+def _distinct_counts(flat: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(values, multiplicities, index)``: the sorted distinct counts, how often each
+    occurs, and the position in ``values`` of every count (``values[index] == flat``).
+
+    A histogram over 0..n where that table is small (:func:`uses_table`), a sort
+    otherwise: O(N + n) or O(N log N) time, never a table sized by a huge ``n``.
+    """
+    if uses_table(n, flat.size):
+        hist = np.bincount(flat, minlength=n + 1)
+        values = np.flatnonzero(hist)
+        position = np.empty(n + 1, dtype=np.int64)
+        position[values] = np.arange(values.size)
+        return values, hist[values], position[flat]
+    values, index, mult = np.unique(flat, return_inverse=True, return_counts=True)
+    return values, mult, index.reshape(-1)
+
+
+def _ladder_lower(n: int, cs: np.ndarray, hist: np.ndarray, levels: np.ndarray,
                   alpha: float) -> np.ndarray:
-    """Per count 0..n: the highest level whose hypothesis Holm rejects (0 if none)."""
+    """Per distinct count ``cs`` (occurring ``hist`` times): the highest level whose
+    hypothesis Holm rejects (0 if none)."""
     L = levels.size
     M = int(hist.sum()) * L  # hypotheses in the family
-    cs = np.flatnonzero(present)
     table = np.stack([pvalues_of_counts(n, float(t), cs) for t in levels], axis=1)  # (C, L)
-    mult = np.repeat(hist[cs], L)
+    mult = np.repeat(hist, L)
     flat = table.reshape(-1)
     order = np.argsort(flat, kind="stable")
     p_sorted, m_sorted = flat[order], mult[order]
@@ -151,10 +183,7 @@ def _ladder_lower(n: int, present: np.ndarray, hist: np.ndarray, levels: np.ndar
     rejected = np.zeros(flat.size, dtype=bool)
     rejected[order[:stop]] = True
     rejected = rejected.reshape(table.shape)
-    lower = np.where(rejected, levels[None, :], 0.0).max(axis=1)
-    out = np.zeros(n + 1)
-    out[cs] = lower
-    return out
+    return np.where(rejected, levels[None, :], 0.0).max(axis=1)
 
 
 def simultaneous_lower_bounds(counts, n: int, alpha: float, *, method: str = "bonferroni",
@@ -175,7 +204,7 @@ def simultaneous_lower_bounds(counts, n: int, alpha: float, *, method: str = "bo
     counts : array_like of int
         Counts in [0, n], any shape (N = ``counts.size`` components).
     n : int
-        Trials per component (>= 1).
+        Trials per component, in [1, 2**53].
     alpha : float
         Simultaneous error probability, in (0, 1).
     method : {'bonferroni', 'ladder'}, default 'bonferroni'
@@ -184,7 +213,8 @@ def simultaneous_lower_bounds(counts, n: int, alpha: float, *, method: str = "bo
         ``N x L`` hypotheses :math:`H_{i,l}: p_i \le \tau_l` of a finite ladder
         ``levels``; the bound is the highest rejected level.
     levels : array_like of float, optional
-        The ladder :math:`\tau_1 < \dots < \tau_L` in (0, 1) (``'ladder'`` only).
+        The ladder :math:`\tau_1 < \dots < \tau_L` in (0, 1), a 1-D sequence of
+        real numbers (``'ladder'`` only).
         Default: :func:`ladder_levels` ``(n, N, alpha)``. It must not depend on
         the counts.
 
@@ -197,11 +227,12 @@ def simultaneous_lower_bounds(counts, n: int, alpha: float, *, method: str = "bo
     Raises
     ------
     TypeError
-        If `counts` is not integer-valued or `n` not a scalar integer.
+        If `counts` is not integer-valued, `n` not a scalar integer, or `levels`
+        not real numbers (strings and bools are refused).
     ValueError
-        If a count is outside [0, n], `alpha` is outside (0, 1), `method` is
-        unknown, or `levels` is given for Bonferroni, empty, outside (0, 1) or not
-        strictly increasing.
+        If a count is outside [0, n], `n` outside [1, 2**53], `alpha` outside
+        (0, 1), `counts` or `levels` ragged, `method` unknown, or `levels` given
+        for Bonferroni, not 1-D, empty, outside (0, 1) or not strictly increasing.
 
     Notes
     -----
@@ -227,9 +258,10 @@ def simultaneous_lower_bounds(counts, n: int, alpha: float, *, method: str = "bo
     certificates reject at every level, and everything the Holm certificate at
     the top level rejects (tested in ``tests/test_lower.py``).
 
-    **Cost.** O(N) to histogram the counts, then ``min(N, n + 1)`` incomplete-beta
-    inverses (Bonferroni) or ``L min(N, n + 1)`` p-values and one sort of them
-    (ladder): never N x L.
+    **Cost.** O(N) to histogram the counts (a sort, O(N log N), when ``n`` is
+    much larger than N: nothing is ever sized by ``n``), then ``min(N, n + 1)``
+    incomplete-beta inverses (Bonferroni) or ``L min(N, n + 1)`` p-values and one
+    sort of them (ladder): never N x L.
 
     References
     ----------
@@ -252,7 +284,7 @@ def simultaneous_lower_bounds(counts, n: int, alpha: float, *, method: str = "bo
     >>> lad.p_lower
     array([0.9 , 0.75, 0.  ])
     """
-    if method not in LOWER_METHODS:
+    if not isinstance(method, str) or method not in LOWER_METHODS:
         choices = ", ".join(repr(m) for m in LOWER_METHODS)
         raise ValueError(f"`method` must be one of {choices}; got {method!r}.")
     c = _as_counts(counts)
@@ -271,13 +303,10 @@ def simultaneous_lower_bounds(counts, n: int, alpha: float, *, method: str = "bo
             _check_levels(levels) if levels is not None else None)
         return LowerBounds(np.zeros(shape), alpha, method, n, lv)
     check_count_range(int(flat.min()), int(flat.max()), n)
-    present = K.presence(flat, n).astype(bool)
+    values, mult, index = _distinct_counts(flat, n)
     if method == "bonferroni":
-        cs = np.flatnonzero(present)
-        table = np.zeros(n + 1)
-        table[cs] = _bonferroni_lower(n, cs, alpha / N)
-        return LowerBounds(table[flat].reshape(shape), alpha, method, n, None)
+        lower = _bonferroni_lower(n, values, alpha / N)
+        return LowerBounds(lower[index].reshape(shape), alpha, method, n, None)
     lv = ladder_levels(n, N, alpha) if levels is None else _check_levels(levels)
-    hist = np.bincount(flat, minlength=n + 1)
-    table = _ladder_lower(n, present, hist, lv, alpha)
-    return LowerBounds(table[flat].reshape(shape), alpha, method, n, lv)
+    lower = _ladder_lower(n, values, mult, lv, alpha)
+    return LowerBounds(lower[index].reshape(shape), alpha, method, n, lv)

@@ -9,14 +9,20 @@ target probability.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 
-from multitest._binomial import _as_counts, _as_n, binomial_pvalue_table
-from multitest._validation import check_alpha, check_probability
+from multitest._binomial import _as_counts, _as_n
+from multitest._validation import (
+    MAX_N,
+    as_array,
+    check_alpha,
+    check_bool,
+    check_int,
+    check_probability,
+)
 
 __all__ = [
     "SampleSizePlan",
@@ -33,12 +39,9 @@ __all__ = [
 # ---------------------------------------------------------------------------
 # validation helpers (private)
 # ---------------------------------------------------------------------------
-def _check_int(value, name: str, *, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an integer >= {low}; got {value!r}.")
-    if value < low:
-        raise ValueError(f"`{name}` must be an integer >= {low}; got {value!r}.")
-    return int(value)
+def _check_samples(value, name: str) -> int:
+    """A number of samples (``n``, ``n0``, ``n_max``): an integer in [1, 2**53]."""
+    return check_int(value, name, high=MAX_N)
 
 
 def _check_tau(tau) -> float:
@@ -46,7 +49,7 @@ def _check_tau(tau) -> float:
 
 
 def _check_p(p, name: str) -> np.ndarray:
-    arr = np.asarray(p)
+    arr = as_array(p, name)
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"`{name}` must be real numbers in [0, 1]; got dtype {arr.dtype}.")
     arr = arr.astype(np.float64)
@@ -118,7 +121,7 @@ def clopper_pearson_lower(counts, n, alpha: float) -> np.ndarray:
     counts : array_like of int
         Observed successes, any shape, ``0 <= count <= n``.
     n : int or array_like of int
-        Number of trials (``>= 1``), broadcast against `counts`.
+        Number of trials, in [1, 2**53], broadcast against `counts`.
     alpha : float
         One minus the confidence level, in (0, 1).
 
@@ -132,7 +135,8 @@ def clopper_pearson_lower(counts, n, alpha: float) -> np.ndarray:
     TypeError
         If `counts` or `n` are not integer-valued.
     ValueError
-        If a count lies outside [0, n], `n < 1`, or `alpha` is not in (0, 1).
+        If a count lies outside [0, n], `n` is outside [1, 2**53], `counts` is
+        ragged, or `alpha` is not in (0, 1).
 
     Notes
     -----
@@ -173,7 +177,7 @@ def certify_threshold(n: int, alpha: float) -> int:
     Parameters
     ----------
     n : int
-        Number of counting samples, ``n >= 1``.
+        Number of counting samples, in [1, 2**53].
     alpha : float
         Error probability of CERTIFY, in (0, 1). INDIVCLASS over ``N`` components
         uses ``alpha / N`` (Bonferroni).
@@ -195,11 +199,20 @@ def certify_threshold(n: int, alpha: float) -> int:
     >>> certify_threshold(100, 0.001), certify_threshold(100, 0.001 / 100)
     (66, 72)
     """
-    n = _check_int(n, "n")
+    n = _check_samples(n, "n")
     alpha = check_alpha(alpha)
-    lower = clopper_pearson_lower(np.arange(n + 1), n, alpha)
-    above = np.flatnonzero(lower > 0.5)
-    return int(above[0]) if above.size else n + 1
+
+    def above(c: int) -> bool:  # the bound grows with the count: bisection, O(log n)
+        return c > 0 and float(special.betaincinv(c, n - c + 1, alpha)) > 0.5
+
+    lo, hi = 0, n + 1  # invariant: not above(lo); above(hi) or hi == n + 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if above(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def bonferroni_threshold(n: int, tau: float, alpha: float, *, N: int) -> int:
@@ -208,13 +221,13 @@ def bonferroni_threshold(n: int, tau: float, alpha: float, *, N: int) -> int:
     Parameters
     ----------
     n : int
-        Number of counting samples, ``n >= 1``.
+        Number of counting samples, in [1, 2**53].
     tau : float
         SEGCERTIFY's threshold, in [1/2, 1).
     alpha : float
         Family-wise error rate, in (0, 1).
     N : int
-        Number of components (hypotheses), ``N >= 1``.
+        Number of components (hypotheses), in [1, 2**63 - 1].
 
     Returns
     -------
@@ -235,13 +248,11 @@ def bonferroni_threshold(n: int, tau: float, alpha: float, *, N: int) -> int:
     >>> bonferroni_threshold(100, 0.75, 0.001, N=100)
     93
     """
-    n = _check_int(n, "n")
+    n = _check_samples(n, "n")
     tau = _check_tau(tau)
     alpha = check_alpha(alpha)
-    N = _check_int(N, "N")
-    table = binomial_pvalue_table(n, tau)
-    hits = np.flatnonzero(table <= (1 * alpha) / N)
-    return int(hits[0]) if hits.size else n + 1
+    N = check_int(N, "N")
+    return int(_thresholds(np.array([n]), tau, (1 * alpha) / N)[0])  # O(log n)
 
 
 def guess_probability(p_A, n0: int, *, ties_to_top: bool = True):
@@ -255,7 +266,7 @@ def guess_probability(p_A, n0: int, *, ties_to_top: bool = True):
     p_A : float or array_like
         Probability of the top class, in [0, 1].
     n0 : int
-        Number of guessing samples, ``n0 >= 1``.
+        Number of guessing samples, in [1, 2**53].
     ties_to_top : bool, default True
         Whether a tie (``n0`` even, ``n0 / 2`` each) goes to the top class, as when
         the top class has the lowest index (the oracle of §6.1 and the paper's
@@ -268,6 +279,12 @@ def guess_probability(p_A, n0: int, *, ties_to_top: bool = True):
     float or numpy.ndarray
         The probability, shaped like `p_A`.
 
+    Raises
+    ------
+    TypeError, ValueError
+        If `p_A` is not real numbers in [0, 1], `n0` not an integer in
+        [1, 2**53], or `ties_to_top` not a bool.
+
     Examples
     --------
     >>> from multitest import guess_probability
@@ -275,7 +292,8 @@ def guess_probability(p_A, n0: int, *, ties_to_top: bool = True):
     (0.75, 0.25)
     """
     p = _check_p(p_A, "p_A")
-    n0 = _check_int(n0, "n0")
+    n0 = _check_samples(n0, "n0")
+    ties_to_top = check_bool(ties_to_top, "ties_to_top")
     t = (n0 + 1) // 2 if ties_to_top else n0 // 2 + 1
     return _scalar_or_array(_sf_ge(t, n0, p))
 
@@ -292,13 +310,13 @@ def segcertify_power(p_A, n: int, tau: float, alpha: float, *, N: int, n0: int |
     p_A : float or array_like
         Top-class probability of the component(s), in [0, 1].
     n : int
-        Number of counting samples, ``n >= 1``.
+        Number of counting samples, in [1, 2**53].
     tau : float
         SEGCERTIFY's threshold, in [1/2, 1).
     alpha : float
         Family-wise error rate, in (0, 1).
     N : int
-        Number of components tested together, ``N >= 1``.
+        Number of components tested together, in [1, 2**63 - 1].
     n0 : int, optional
         Number of guessing samples. ``None`` (default) assumes the guess is right.
         Otherwise the result is multiplied by :func:`guess_probability` for two
@@ -334,7 +352,7 @@ def segcertify_power(p_A, n: int, tau: float, alpha: float, *, N: int, n0: int |
     t = bonferroni_threshold(n, tau, alpha, N=N)
     power = _sf_ge(t, n, p)
     if n0 is not None:
-        n0 = _check_int(n0, "n0")
+        n0 = _check_samples(n0, "n0")
         power = power * _sf_ge((n0 + 1) // 2, n0, p)
     return _scalar_or_array(power)
 
@@ -349,14 +367,14 @@ def expected_certified_fraction(p_A, n: int, tau: float, alpha: float, *, N: int
         Top-class probabilities: one per component, or the support of a
         distribution of ``p_A`` over components (with `weights`).
     n : int
-        Number of counting samples, ``n >= 1``.
+        Number of counting samples, in [1, 2**53].
     tau : float
         SEGCERTIFY's threshold, in [1/2, 1).
     alpha : float
         Family-wise error rate, in (0, 1).
     N : int
         Number of components tested together (sets the Bonferroni level
-        ``alpha / N``), ``N >= 1``.
+        ``alpha / N``), in [1, 2**63 - 1].
     weights : array_like, optional
         Nonnegative weights (frequencies or probabilities) of the values in
         `p_A`, same shape; normalised to sum to one. Default: equal weights.
@@ -392,7 +410,7 @@ def expected_certified_fraction(p_A, n: int, tau: float, alpha: float, *, N: int
     if weights is None:
         w = np.ones_like(p)
     else:
-        w = np.asarray(weights)
+        w = as_array(weights, "weights")
         if w.dtype.kind not in "fiu":
             raise TypeError("`weights` must be an array of real numbers; "
                             f"got dtype {w.dtype}.")
@@ -450,12 +468,12 @@ def required_samples(p_A: float, tau: float, alpha: float, beta: float, *, N: in
     beta : float
         Accepted probability of not certifying the component, in (0, 1).
     N : int
-        Number of components certified together, ``N >= 1``.
+        Number of components certified together, in [1, 2**63 - 1].
     n0 : int, optional
         Number of guessing samples, included as in :func:`segcertify_power`
         (two classes); ``None`` assumes the guess is right.
     n_max : int, default 10**7
-        Largest ``n`` considered.
+        Largest ``n`` considered, in [1, 2**53].
 
     Returns
     -------
@@ -496,8 +514,8 @@ def required_samples(p_A: float, tau: float, alpha: float, beta: float, *, N: in
     tau = _check_tau(tau)
     alpha = check_alpha(alpha)
     beta = check_probability(beta, "beta")
-    N = _check_int(N, "N")
-    n_max = _check_int(n_max, "n_max")
+    N = check_int(N, "N")
+    n_max = _check_samples(n_max, "n_max")
     if p <= tau:
         raise ValueError(
             f"`p_A` must exceed `tau` = {tau!r}; got {p!r} (the certification probability "
@@ -505,7 +523,7 @@ def required_samples(p_A: float, tau: float, alpha: float, beta: float, *, N: in
         )
     guess = 1.0
     if n0 is not None:
-        n0 = _check_int(n0, "n0")
+        n0 = _check_samples(n0, "n0")
         guess = float(_sf_ge((n0 + 1) // 2, n0, p))
         if guess < 1.0 - beta:
             raise ValueError(

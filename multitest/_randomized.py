@@ -26,7 +26,7 @@ import numbers
 import numpy as np
 from scipy import special
 
-__all__ = ["check_rng", "draw_uniforms", "randomized_pvalues"]
+__all__ = ["check_rng", "draw_uniforms", "randomized_pvalues", "rng_record"]
 
 
 def check_rng(rng, randomized: bool) -> np.random.Generator | None:
@@ -44,10 +44,37 @@ def check_rng(rng, randomized: bool) -> np.random.Generator | None:
                          "or an integer seed (the certificate depends on its U(0, 1) draws).")
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, bool) or not isinstance(rng, (numbers.Integral, np.random.SeedSequence)):
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(
+            rng, (numbers.Integral, np.random.SeedSequence)):
         raise TypeError("`rng` must be a numpy.random.Generator, a SeedSequence or an "
-                        f"integer seed; got {type(rng).__name__}.")
+                        f"integer seed >= 0; got {type(rng).__name__}.")
+    if isinstance(rng, numbers.Integral) and rng < 0:
+        raise ValueError("`rng` must be a numpy.random.Generator, a SeedSequence or an "
+                         f"integer seed >= 0; got {rng!r}.")
     return np.random.default_rng(rng)
+
+
+def rng_record(rng, generator: np.random.Generator) -> dict:
+    """What a randomized certificate must report to be re-checked, JSON-ready.
+
+    ``rng_seed``: the integer seed the caller passed (``None`` for a Generator or a
+    SeedSequence). ``rng_state``: ``generator``'s bit-generator state *before* the
+    ``U`` draws (arrays as lists), which reproduces them whatever was passed::
+
+        bits = getattr(np.random, state["bit_generator"])()
+        bits.state = state
+        rng = np.random.Generator(bits)
+    """
+    seed = int(rng) if isinstance(rng, numbers.Integral) else None
+    return {"rng_seed": seed, "rng_state": _jsonable(generator.bit_generator.state)}
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return int(value) if isinstance(value, np.integer) else value
 
 
 def draw_uniforms(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -60,9 +87,14 @@ def randomized_pvalues(counts: np.ndarray, n, tau: float, u: np.ndarray) -> np.n
 
     ``counts`` int64 in [0, n]; ``n`` an int or an int64 array broadcast against
     ``counts``; ``u`` float64 in [0, 1) of the counts' shape. With a scalar ``n``
-    the two terms are evaluated once per distinct count, then gathered.
+    whose table over 0..n is small (:func:`multitest._binomial.uses_table`) the two
+    terms are evaluated once per distinct count, then gathered; otherwise once per
+    count, in O(N) memory whatever ``n`` (the same doubles either way).
     """
-    if isinstance(n, int):  # tables over 0..n, filled where a count occurs: O(N + n)
+    from multitest._binomial import uses_table  # (that module imports this one)
+
+    if isinstance(n, int) and uses_table(n, counts.size):
+        # tables over 0..n, filled where a count occurs: O(N + n)
         present = np.zeros(n + 1, dtype=bool)
         present[counts] = True
         values = np.flatnonzero(present)

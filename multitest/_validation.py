@@ -14,12 +14,69 @@ import numpy as np
 from multitest._kernels import unit_interval_summary
 
 __all__ = [
+    "MAX_INT64",
+    "MAX_N",
+    "as_array",
     "as_pvalues",
+    "bound_text",
     "check_alpha",
+    "check_bool",
+    "check_int",
     "check_k",
     "check_probability",
     "raise_invalid_pvalues",
 ]
+
+#: The largest number of trials ``n`` accepted anywhere: a count ``c`` and
+#: ``n - c + 1`` reach the incomplete beta function as float64, which holds every
+#: integer exactly only up to 2**53 (above it the p-values would be those of
+#: rounded arguments: a silently wrong certificate).
+MAX_N = 2**53
+#: The largest number of hypotheses, components or iterations accepted: the numba
+#: kernels hold them in an int64.
+MAX_INT64 = 2**63 - 1
+
+def bound_text(value: int) -> str:
+    """``value`` as the error messages write it: ``2**53`` rather than 9007199254740992
+    (powers of two from 2**16 on, and one less than them)."""
+    for text, v in ((f"2**{value.bit_length() - 1}", value),
+                    (f"2**{value.bit_length()} - 1", value + 1)):
+        if v >= 2**16 and v & (v - 1) == 0:
+            return text
+    return str(value)
+
+
+def as_array(value, name: str) -> np.ndarray:
+    """``np.asarray(value)``, with a ragged nested sequence reported under ``name``.
+
+    No dtype is forced, so a string or bool stays one and the caller's dtype check
+    names it (``np.asarray(["0.5"], dtype=float)`` would silently parse it).
+    """
+    try:
+        return np.asarray(value)
+    except ValueError as err:  # numpy >= 1.24: ragged nested sequences raise
+        raise ValueError(
+            f"`{name}` must be a rectangular array (nested sequences of equal lengths); "
+            "got a ragged or mixed sequence."
+        ) from err
+
+
+def check_int(value, name: str, *, low: int = 1, high: int = MAX_INT64) -> int:
+    """An integer (Python or numpy, not bool) in ``[low, high]``, as ``int``."""
+    rng = f"[{bound_text(low)}, {bound_text(high)}]"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer in {rng}; got {value!r} "
+                        f"({type(value).__name__}).")
+    if not low <= value <= high:
+        raise ValueError(f"`{name}` must be an integer in {rng}; got {value!r}.")
+    return int(value)
+
+
+def check_bool(value, name: str) -> bool:
+    """``True``/``False`` (numpy bools too); anything else, e.g. ``"no"``, is refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be a bool; got {value!r} ({type(value).__name__}).")
+    return bool(value)
 
 
 def as_pvalues(pvals, name: str = "pvals", *,
@@ -30,7 +87,7 @@ def as_pvalues(pvals, name: str = "pvals", *,
     caller's kernel then validates in its own pass), ``ValueError`` for NaN or values
     outside [0, 1]. The flat array may be a view of the caller's data.
     """
-    arr = np.asarray(pvals)
+    arr = as_array(pvals, name)
     if arr.dtype.kind not in "fiu":
         raise TypeError(
             f"`{name}` must be an array of real numbers; got dtype {arr.dtype}."
@@ -73,16 +130,8 @@ def check_alpha(alpha) -> float:
     return check_probability(alpha, "alpha")
 
 
-#: The largest `k` accepted: the kernels hold it in an int64. Once k alpha / N >= 1
-#: every hypothesis is rejected, so a larger k would change nothing in practice.
-MAX_K = 2**63 - 1
-
-
 def check_k(k, *, name: str = "k") -> int:
     """`k` must be an integer in [1, 2**63 - 1] (a float with an integral value is
-    refused too)."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"`{name}` must be an integer >= 1; got {k!r} ({type(k).__name__}).")
-    if not 1 <= k <= MAX_K:
-        raise ValueError(f"`{name}` must be an integer in [1, 2**63 - 1]; got {k!r}.")
-    return int(k)
+    refused too): the kernels hold it in an int64. Once k alpha / N >= 1 every
+    hypothesis is rejected, so a larger k would change nothing in practice."""
+    return check_int(k, name)

@@ -10,15 +10,13 @@ from __future__ import annotations
 import math
 import numbers
 from abc import ABC, abstractmethod
-from statistics import NormalDist
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
 import torch
 
 __all__ = ["Sampler"]
-
-_STANDARD_NORMAL = NormalDist()
 
 
 class Sampler(ABC):
@@ -165,9 +163,37 @@ def _as_probabilities(p_lower: object):
     return p, back
 
 
-def _normal_ppf(tau: float) -> float:
-    """Standard normal quantile Phi^-1(tau)."""
-    return _STANDARD_NORMAL.inv_cdf(tau)
+#: ``p -> radius`` on a float64 CPU tensor, elementwise (a sampler's closed form).
+RadiusFormula = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _radius_via(formula: RadiusFormula, tau: object) -> float:
+    """``formula`` at one threshold: exactly the double :func:`_radii_via` gives at
+    ``p == tau`` (the same kernel on the same float64 CPU value)."""
+    t = _check_tau(tau)
+    r = float(formula(torch.tensor([t], dtype=torch.float64))[0])
+    return max(0.0, r)  # no -0.0 at tau = 1/2
+
+
+def _radii_via(formula: RadiusFormula, p_lower: object):
+    """:meth:`Sampler.radii` through the sampler's one ``formula``.
+
+    Evaluated in float64 on the CPU whatever the input's device (a GPU's ``ndtri``
+    or ``log`` may round differently), and moved back: so ``radii(p)`` equals
+    ``radius(p)`` bit for bit, and a component whose lower bound is exactly ``tau``
+    gets exactly ``radius(tau)``. Both kernels used (``torch.special.ndtri``,
+    ``torch.log``) give each element the same double wherever it sits in the array
+    (``tests/test_samplers.py`` checks this).
+    """
+    p, back = _as_probabilities(p_lower)
+    host = p.to("cpu")
+    return back(torch.where(host > 0.5, formula(host), 0.0))
+
+
+def _normal_ppf(p: torch.Tensor) -> torch.Tensor:
+    """Standard normal quantile Phi^-1, elementwise: the one inverse of the
+    Gaussian-type samplers' ``radius`` and ``radii``."""
+    return torch.special.ndtri(p)
 
 
 def _check_input(x: object, name: str = "x") -> torch.Tensor:

@@ -10,14 +10,14 @@ import torch
 from samplers._base import (
     Sampler,
     _add_noise,
-    _as_probabilities,
     _check_generator,
     _check_input,
     _check_positive,
-    _check_tau,
     _noise_dtype,
     _noise_shape,
     _normal_ppf,
+    _radii_via,
+    _radius_via,
 )
 
 __all__ = ["GaussianL2"]
@@ -146,12 +146,15 @@ class GaussianL2(Sampler):
         ValueError
             If ``tau`` lies outside [1/2, 1).
         """
-        return self.sigma * _normal_ppf(_check_tau(tau))
+        return _radius_via(self._formula, tau)
 
     def radii(self, p_lower):
         r"""Vectorised :meth:`radius`: :math:`\sigma\,\Phi^{-1}(p)` where ``p > 1/2``, else 0.
 
-        See :meth:`samplers.Sampler.radii`.
+        The same float64 expression as :meth:`radius`, so ``radii(p) == radius(p)``
+        exactly. See :meth:`samplers.Sampler.radii`.
         """
-        p, back = _as_probabilities(p_lower)
-        return back(torch.where(p > 0.5, self.sigma * torch.special.ndtri(p), 0.0))
+        return _radii_via(self._formula, p_lower)
+
+    def _formula(self, p: torch.Tensor) -> torch.Tensor:
+        return self.sigma * _normal_ppf(p)

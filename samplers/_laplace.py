@@ -11,13 +11,13 @@ import torch
 from samplers._base import (
     Sampler,
     _add_noise,
-    _as_probabilities,
     _check_generator,
     _check_input,
     _check_positive,
-    _check_tau,
     _noise_dtype,
     _noise_shape,
+    _radii_via,
+    _radius_via,
 )
 
 __all__ = ["LaplaceL1"]
@@ -158,14 +158,15 @@ class LaplaceL1(Sampler):
         ValueError
             If ``tau`` lies outside [1/2, 1).
         """
-        tau = _check_tau(tau)
-        return max(0.0, -self.scale * math.log(2.0 * (1.0 - tau)))  # max: no -0.0
+        return _radius_via(self._formula, tau)
 
     def radii(self, p_lower):
         r"""Vectorised :meth:`radius`: :math:`-\lambda \ln(2(1 - p))` where ``p > 1/2``, else 0.
 
-        See :meth:`samplers.Sampler.radii`.
+        The same float64 expression as :meth:`radius`, so ``radii(p) == radius(p)``
+        exactly. See :meth:`samplers.Sampler.radii`.
         """
-        p, back = _as_probabilities(p_lower)
-        r = -self.scale * torch.log(2.0 * (1.0 - p))
-        return back(torch.where(p > 0.5, r, 0.0))
+        return _radii_via(self._formula, p_lower)
+
+    def _formula(self, p: torch.Tensor) -> torch.Tensor:
+        return -self.scale * torch.log(2.0 * (1.0 - p))

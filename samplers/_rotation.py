@@ -18,13 +18,13 @@ import torch
 
 from samplers._base import (
     Sampler,
-    _as_probabilities,
     _check_generator,
     _check_input,
     _check_point_cloud,
     _check_positive,
-    _check_tau,
     _normal_ppf,
+    _radii_via,
+    _radius_via,
 )
 
 __all__ = ["Rotation3D", "RotationZ"]
@@ -304,15 +304,18 @@ class RotationZ(Sampler):
         ValueError
             If ``tau`` lies outside [1/2, 1).
         """
-        return self.sigma * _normal_ppf(_check_tau(tau))
+        return _radius_via(self._formula, tau)
 
     def radii(self, p_lower):
         r"""Vectorised :meth:`radius`: :math:`\sigma\,\Phi^{-1}(p)` where ``p > 1/2``, else 0.
 
-        See :meth:`samplers.Sampler.radii`.
+        The same float64 expression as :meth:`radius`, so ``radii(p) == radius(p)``
+        exactly. See :meth:`samplers.Sampler.radii`.
         """
-        p, back = _as_probabilities(p_lower)
-        return back(torch.where(p > 0.5, self.sigma * torch.special.ndtri(p), 0.0))
+        return _radii_via(self._formula, p_lower)
+
+    def _formula(self, p: torch.Tensor) -> torch.Tensor:
+        return self.sigma * _normal_ppf(p)
 
 
 @dataclass(frozen=True)
@@ -500,4 +503,15 @@ class Rotation3D(Sampler):
         ValueError
             If ``tau`` lies outside [1/2, 1).
         """
-        return self.sigma * _normal_ppf(_check_tau(tau))
+        return _radius_via(self._formula, tau)
+
+    def radii(self, p_lower):
+        r"""Vectorised :meth:`radius` (heuristic, as it): :math:`\sigma\,\Phi^{-1}(p)`
+        where ``p > 1/2``, else 0; equal to :meth:`radius` bit for bit.
+
+        See :meth:`samplers.Sampler.radii`.
+        """
+        return _radii_via(self._formula, p_lower)
+
+    def _formula(self, p: torch.Tensor) -> torch.Tensor:
+        return self.sigma * _normal_ppf(p)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 import multitest
-from multitest._randomized import check_rng
+from multitest._randomized import check_rng, rng_record
 from samplers import Sampler
 from smoothing import _sampling as S
 from smoothing._labels import soundness_note
@@ -67,12 +67,19 @@ class SegmentationCertificate:
         int64, component shape: how often the guessed class occurred in the ``n0``
         guessing samples.
     threshold : int
-        Count threshold of the test: ``labels != ABSTAIN`` exactly where
-        ``counts >= threshold`` (``n + 1`` when nothing is certified).
+        The smallest certified count (``n + 1`` when nothing is certified). With
+        the conservative test (the default) it is an exact count threshold:
+        ``labels != ABSTAIN`` exactly where ``counts >= threshold``. With
+        ``randomized=True`` it is not: every component with ``counts >
+        threshold`` is certified, those with ``counts == threshold`` only where
+        their ``U`` draw allowed it.
     params : Mapping
         The parameters of the run (``n0``, ``n``, ``tau``, ``alpha``,
         ``correction``, ``k``, ``num_classes``, ``batch_size``, ``layout``,
-        ``sampler``, ``threat_model``).
+        ``sampler``, ``threat_model``, ``randomized``). With ``randomized=True``
+        also ``rng_seed`` (the integer seed passed as ``rng``, else ``None``)
+        and ``rng_state`` (the numpy bit-generator state before the ``U``
+        draws, JSON-ready), which reproduce the certificate from its counts.
     time_sampling, time_testing : float
         Wall-clock seconds spent sampling (both phases, device synchronised) and
         testing (p-values, correction, labels).
@@ -388,8 +395,8 @@ class SegCertify:
             components, or the model output has the wrong shape, the wrong number
             of classes or non-finite values.
         """
-        rng = self._check_rng(rng)
-        return self._run(x, self.n0, self.n, self.alpha, generator, rng=rng)
+        rng, record = self._check_rng(rng)
+        return self._run(x, self.n0, self.n, self.alpha, generator, rng=rng, record=record)
 
     def predict(self, x: torch.Tensor, *, n: int | None = None, n0: int | None = None,
                 alpha: float | None = None, generator: torch.Generator | None = None,
@@ -427,8 +434,8 @@ class SegCertify:
         n = self.n if n is None else S.check_int(n, "n")
         n0 = self.n0 if n0 is None else S.check_int(n0, "n0")
         alpha = self.alpha if alpha is None else S.check_alpha(alpha)
-        rng = self._check_rng(rng)
-        return self._run(x, n0, n, alpha, generator, rng=rng)
+        rng, record = self._check_rng(rng)
+        return self._run(x, n0, n, alpha, generator, rng=rng, record=record)
 
     def retest(self, cert: SegmentationCertificate, tau: float, *,
                rng=None) -> SegmentationCertificate:
@@ -452,8 +459,10 @@ class SegCertify:
         Returns
         -------
         SegmentationCertificate
-            ``labels``, ``radius``, ``threshold``, ``params['tau']``,
-            ``time_testing`` and the p-values of the new test; the rest is ``cert``'s.
+            ``labels``, ``radius``, ``threshold``, ``params['tau']`` (and, with
+            ``randomized=True``, ``params['rng_seed']`` and ``params['rng_state']``
+            of this test's ``rng``), ``time_testing`` and the p-values of the new
+            test; the rest is ``cert``'s.
 
         Raises
         ------
@@ -482,12 +491,12 @@ class SegCertify:
             raise ValueError(f"`cert` was made with correction={p['correction']!r}, "
                              f"k={p['k']}; this certifier uses {self.correction!r}, "
                              f"k={self.k}.")
-        rng = self._check_rng(rng)
+        rng, record = self._check_rng(rng)
         t0 = time.perf_counter()
         labels, test = self._test(cert.counts.numpy(), cert.guesses, p["n"], tau, p["alpha"],
                                   rng)
         return replace(cert, labels=labels, radius=self.sampler.radius(tau),
-                       threshold=int(test.threshold), params={**p, "tau": tau},
+                       threshold=int(test.threshold), params={**p, "tau": tau, **record},
                        time_testing=time.perf_counter() - t0, _test=test)
 
     def radius_map(self, cert: SegmentationCertificate, *, method: str = "bonferroni",
@@ -571,14 +580,16 @@ class SegCertify:
                                       self.sampler, alpha=alpha, method=method,
                                       levels=levels)
 
-    def _check_rng(self, rng):
-        """The numpy Generator of the randomized test (``None`` when not randomized)."""
+    def _check_rng(self, rng) -> tuple[np.random.Generator | None, dict]:
+        """The numpy Generator of the randomized test (``None`` when not randomized)
+        and what ``params`` records of it (nothing when not randomized)."""
         if not self.randomized:
-            return None
+            return None, {}
         if rng is None:
             raise ValueError("`rng` is required: this certifier uses the randomized test "
                              "(randomized=True); pass a numpy Generator or an integer seed.")
-        return check_rng(rng, True)
+        generator = check_rng(rng, True)
+        return generator, rng_record(rng, generator)  # the state before the U draws
 
     def _test(self, counts: np.ndarray, guesses: torch.Tensor, n: int, tau: float,
               alpha: float, rng=None) -> tuple[torch.Tensor, multitest.CountCertificate]:
@@ -591,7 +602,7 @@ class SegCertify:
         return torch.where(torch.tensor(test.reject), guesses, ABSTAIN), test
 
     def _run(self, x: torch.Tensor, n0: int, n: int, alpha: float,
-             generator: torch.Generator | None, *, rng=None,
+             generator: torch.Generator | None, *, rng=None, record: Mapping | None = None,
              shares: tuple[int, int] | None = None,
              reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
              ) -> SegmentationCertificate:
@@ -618,7 +629,7 @@ class SegCertify:
             "correction": self.correction, "k": self.k, "num_classes": self.num_classes,
             "batch_size": self.batch_size, "layout": sampled.layout,
             "sampler": repr(self.sampler), "threat_model": self.sampler.threat_model,
-            "randomized": self.randomized,
+            "randomized": self.randomized, **(record or {}),
         }
         return SegmentationCertificate(
             labels=labels,

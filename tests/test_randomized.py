@@ -199,3 +199,59 @@ def test_segcertify_randomized(toy, torch_one_thread):
         SegCertify(model, GaussianL2(0.5), randomized="yes", **kw)
     with pytest.raises(ValueError, match="randomized"):
         DistributedSegCertify(seg)
+
+
+def _rng_of(params):
+    """The snippet of docs/certificates.md: the generator a certificate's U came from."""
+    bits = getattr(np.random, params["rng_state"]["bit_generator"])()
+    bits.state = params["rng_state"]
+    return np.random.Generator(bits)
+
+
+def test_segcertify_records_the_rng_it_used(toy, torch_one_thread):
+    """Issue 21.2: params carried ``randomized: True`` but not the seed the docs
+    tell users to report; now the seed and the generator state before the draws."""
+    import json
+
+    model, x = toy
+    kw = dict(num_classes=2, n0=10, n=60, tau=0.75, alpha=0.01, batch_size=30)
+    seg = SegCertify(model, GaussianL2(0.5), randomized=True, **kw)
+    a = seg.certify(x, generator=torch.Generator().manual_seed(0), rng=7)
+    assert a.params["rng_seed"] == 7
+    assert a.params["rng_state"] == np.random.default_rng(7).bit_generator.state
+    json.dumps(dict(a.params))  # a run record can hold it
+    g = np.random.Generator(np.random.MT19937(3))
+    before = g.bit_generator.state
+    b = seg.certify(x, generator=torch.Generator().manual_seed(0), rng=g)
+    assert b.params["rng_seed"] is None
+    assert json.loads(json.dumps(b.params["rng_state"]))["state"]["key"] == before["state"][
+        "key"].tolist()
+    for cert in (a, b):  # the record reproduces the certificate from its counts
+        again = seg.retest(cert, cert.params["tau"], rng=_rng_of(cert.params))
+        assert torch.equal(again.labels, cert.labels)
+    retested = seg.retest(a, 0.8, rng=11)
+    assert retested.params["rng_seed"] == 11 and retested.params["tau"] == 0.8
+    pred = seg.predict(x, n=30, generator=torch.Generator().manual_seed(0), rng=5)
+    assert pred.params["rng_seed"] == 5
+    conservative = SegCertify(model, GaussianL2(0.5), **kw).certify(
+        x, generator=torch.Generator().manual_seed(0))
+    assert "rng_seed" not in conservative.params and "rng_state" not in conservative.params
+
+
+def test_randomized_threshold_is_the_smallest_certified_count():
+    """With randomized=True ``threshold`` is no count threshold: every larger count
+    is certified, a count equal to it only where its U allowed (docs/smoothing.md)."""
+    n, tau, alpha, N = 60, 0.75, 0.05, 400
+    # count c: P(X > c) <= alpha / N < P(X >= c), certified iff its U is small enough
+    c = multitest.bonferroni_threshold(n, tau, alpha, N=N) - 1
+    share = (alpha / N - stats.binom.sf(c, n, tau)) / stats.binom.pmf(c, n, tau)
+    assert 0.05 < share < 0.95
+    counts = np.full(N, c)
+    counts[:50] = n
+    cert = multitest.certify_counts(counts, n, tau, alpha, method="bonferroni",
+                                    randomized=True, rng=3)
+    t = cert.threshold
+    assert (cert.reject[counts > t]).all()
+    at = cert.reject[counts == t]
+    assert at.any() and not at.all()  # not "certified exactly where counts >= threshold"
+    assert not cert.reject[counts < t].any()

@@ -407,6 +407,55 @@ def test_rotation_3d_sigma_for_full_radius():
     assert Rotation3D(sigma).radius(tau) == pytest.approx(math.sqrt(3) * math.pi)
 
 
+RADIUS_CLASSES = [GaussianL2, LaplaceL1, RotationZ, Rotation3D]
+
+
+def _taus(n: int) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    edges = [0.5, np.nextafter(0.5, 1.0), 0.6, 0.75, 0.9, 0.95, 0.99, 0.999, 0.999999,
+             1 - 2**-52]
+    return np.concatenate([edges, rng.uniform(0.5, 1.0, n), 1 - rng.uniform(0, 1e-3, n)])
+
+
+@pytest.mark.parametrize("cls", RADIUS_CLASSES, ids=lambda c: c.__name__)
+def test_radii_at_p_equal_tau_is_radius_exactly(cls):
+    """Issue 21.2: ``radii`` and ``radius`` use one inverse, so a component whose
+    lower bound is exactly ``tau`` gets exactly ``radius(tau)`` (the map was 1 ulp
+    below it: ``torch.special.ndtri`` against ``NormalDist.inv_cdf``, ``torch.log``
+    against ``math.log``)."""
+    taus = _taus(150)
+    for sigma in (1e-4, 0.12, 0.25, 0.5, 1.0, math.pi / 7, 3.7, 1e3):
+        s = cls(sigma)
+        ref = np.array([s.radius(t) for t in taus])
+        assert np.array_equal(s.radii(taus), ref)
+        tensor = s.radii(torch.from_numpy(taus[::-1].copy()))  # other positions
+        assert torch.equal(tensor, torch.from_numpy(ref[::-1].copy()))
+
+
+@pytest.mark.parametrize("cls", RADIUS_CLASSES, ids=lambda c: c.__name__)
+def test_radii_do_not_depend_on_the_array_around_an_element(cls):
+    # vectorised kernels may treat a tail differently from the body: not these
+    s = cls(0.37)
+    taus = _taus(100)
+    ref = np.array([s.radius(t) for t in taus])
+    for start in (0, 1, 3, 5):
+        for length in range(1, 40):
+            got = s.radii(taus[start:start + length])
+            assert np.array_equal(got, ref[start:start + length])
+    big = np.tile(taus, 20)
+    assert np.array_equal(s.radii(big), np.tile(ref, 20))
+
+
+@needs_cuda
+@pytest.mark.parametrize("cls", RADIUS_CLASSES, ids=lambda c: c.__name__)
+def test_radii_on_cuda_equal_radius(cls):
+    s = cls(0.25)
+    taus = _taus(100)
+    got = s.radii(torch.from_numpy(taus).cuda())
+    assert got.device.type == "cuda"
+    assert np.array_equal(got.cpu().numpy(), np.array([s.radius(t) for t in taus]))
+
+
 # ---------------------------------------------------------------------------
 # Point clouds: which coordinates get noise
 # ---------------------------------------------------------------------------
