@@ -21,12 +21,8 @@ import numpy as np
 from _doc import best_time, write_section  # benchmarks/ is on sys.path when run as a script
 
 from multitest import _kernels as K
-from multitest._binomial import (
-    TABLE_ENTRIES_PER_COUNT,
-    binomial_pvalue_table,
-    pvalues_of_counts,
-    uses_table,
-)
+from multitest._binomial import binomial_pvalue_table, pvalues_of_counts
+from multitest._table import TABLE_ENTRIES_PER_COUNT, uses_table
 
 
 def run(sizes, per_count, repeat, seed):

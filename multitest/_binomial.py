@@ -9,6 +9,7 @@ from scipy import special
 
 from multitest import _kernels as K
 from multitest import _randomized as R
+from multitest._table import uses_table
 from multitest._validation import MAX_N, as_array, check_int, check_probability
 
 __all__ = [
@@ -171,18 +172,6 @@ def pvalues_of_counts(n: int, tau: float, counts: np.ndarray) -> np.ndarray:
     return out
 
 
-#: The table of p-values over 0..n is used when it has at most this many entries
-#: per count (filling an entry costs ~1 ns, an incomplete beta ~100 ns) ...
-TABLE_ENTRIES_PER_COUNT = 16
-#: ... and at most this many entries in all (134 MB of float64).
-TABLE_MAX_ENTRIES = 2**24
-
-
-def uses_table(n: int, num_counts: int) -> bool:
-    """Whether a table over 0..n is cheaper than evaluating each of `num_counts` counts."""
-    return n + 1 <= min(TABLE_ENTRIES_PER_COUNT * num_counts, TABLE_MAX_ENTRIES)
-
-
 def pvalues_of_valid_counts(n: int, tau: float, flat: np.ndarray) -> np.ndarray:
     """p-values of a flat array of counts already checked to lie in [0, n].
 
@@ -246,8 +235,8 @@ def binomial_pvalues(counts, n, tau: float, *, randomized: bool = False,
     incomplete beta, accurate down to subnormal p-values).
 
     With a scalar `n` there are at most ``n + 1`` distinct p-values. When the
-    table over 0..n is small (at most :data:`TABLE_ENTRIES_PER_COUNT` entries per
-    count and :data:`TABLE_MAX_ENTRIES` in all) they are evaluated once for the
+    table over 0..n is small (at most :data:`~multitest._table.TABLE_ENTRIES_PER_COUNT` entries per
+    count and :data:`~multitest._table.TABLE_MAX_ENTRIES` in all) they are evaluated once for the
     count values that occur, then gathered: O(N + n) array work plus
     ``min(N, n + 1)`` incomplete-beta evaluations instead of ``N``. Otherwise each
     count is evaluated directly, in O(N) memory whatever `n`. Both routes give the

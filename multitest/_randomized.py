@@ -26,6 +26,8 @@ import numbers
 import numpy as np
 from scipy import special
 
+from multitest._table import uses_table
+
 __all__ = ["check_rng", "draw_uniforms", "randomized_pvalues", "rng_record"]
 
 
@@ -87,12 +89,10 @@ def randomized_pvalues(counts: np.ndarray, n, tau: float, u: np.ndarray) -> np.n
 
     ``counts`` int64 in [0, n]; ``n`` an int or an int64 array broadcast against
     ``counts``; ``u`` float64 in [0, 1) of the counts' shape. With a scalar ``n``
-    whose table over 0..n is small (:func:`multitest._binomial.uses_table`) the two
+    whose table over 0..n is small (:func:`multitest._table.uses_table`) the two
     terms are evaluated once per distinct count, then gathered; otherwise once per
     count, in O(N) memory whatever ``n`` (the same doubles either way).
     """
-    from multitest._binomial import uses_table  # (that module imports this one)
-
     if isinstance(n, int) and uses_table(n, counts.size):
         # tables over 0..n, filled where a count occurs: O(N + n)
         present = np.zeros(n + 1, dtype=bool)
