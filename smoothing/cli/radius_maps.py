@@ -4,8 +4,9 @@ command runs).
 
 A radius-maps run is resumable like ``certify``'s. ``--from-run RUN`` takes the
 options and the counts of a finished ``certify`` run instead of sampling again;
-options given beside it must equal the run's (``--tau`` aside, which a map does
-not use; ``--checkpoint``/``--data-root`` may name a new location).
+options given beside it must equal the run's (``--tau``, ``--correction`` and
+``--k`` aside, which a map does not use; ``--checkpoint``/``--data-root`` may name a
+new location).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def _config_of_run(args: argparse.Namespace) -> Any:
     import json
 
     from smoothing.cli import build_parser
-    from smoothing.runs.radius_maps import run_config
+    from smoothing.runs.radius_maps import IGNORED_OPTIONS, run_config
 
     recorded = run_config(args.from_run)
     given = config_from_args(args).to_dict()
@@ -90,7 +91,7 @@ def _config_of_run(args: argparse.Namespace) -> Any:
     theirs = recorded.to_dict()
     moved = {}
     for key, value in given.items():
-        if value == default.to_dict()[key] or value == theirs[key] or key == "tau":
+        if value == default.to_dict()[key] or value == theirs[key] or key in IGNORED_OPTIONS:
             continue
         if key in ("checkpoint", "data_root"):  # the same file or folder, moved
             moved[key] = value

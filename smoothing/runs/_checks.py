@@ -49,6 +49,8 @@ FORMAT_VERSION = 3
 NOT_COMPARED = frozenset({"checkpoint", "data_root"})
 #: Run kinds: what a folder's records are.
 KINDS = {"certify": ("base", "certify"), "radius_maps": ("radius_map",)}
+#: Options a radius map does not depend on (its sampling and bounds use none of them).
+MAP_IGNORES = ("tau", "correction", "k")
 
 
 # --------------------------------------------------------------------------- config
@@ -57,8 +59,9 @@ def identity(blob: Mapping[str, Any]) -> dict[str, Any]:
     kind = blob.get("kind", "certify")
     config = {k: v for k, v in blob["config"].items()
               if k not in NOT_COMPARED and k != "num_inputs"}
-    if kind == "radius_maps":  # a map does not depend on tau
-        config.pop("tau", None)
+    if kind == "radius_maps":
+        for key in MAP_IGNORES:
+            config.pop(key, None)
     derived = {k: v for k, v in blob["derived"].items() if k != "dataset_size"}
     ident = {"format": FORMAT, "kind": kind, "config": config, "derived": derived}
     if kind == "radius_maps":

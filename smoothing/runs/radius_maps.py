@@ -9,8 +9,9 @@ options are in ``config.json`` (``kind: radius_maps``, with ``method`` and
 resumes it (a rerun with other options is refused). The noise of input ``i`` at
 ``(sigma, n)`` is ``certify``'s, :func:`~smoothing.runs.config.noise_seed` of
 ``GridPoint.sample_key``: the counts equal a ``certify`` run's, and ``tau`` plays no
-part. ``source=`` a finished certify run folder takes the counts from its label
-files instead of sampling (the run's options must be the same).
+part (nor do ``correction`` and ``k``: :data:`IGNORED_OPTIONS`). ``source=`` a
+finished certify run folder takes the counts from its label files instead of
+sampling (the run's options must be the same).
 
 Written to ``OUT``:
 
@@ -46,13 +47,17 @@ import numpy as np
 import torch
 
 from smoothing.datasets._common import IGNORE_INDEX
-from smoothing.runs._checks import NOT_COMPARED, RunInfo
+from smoothing.runs._checks import MAP_IGNORES, NOT_COMPARED, RunInfo
 from smoothing.runs._journal import RunFolderWarning
 from smoothing.runs.config import GridPoint, RunConfig, fmt_value, noise_seed
 from smoothing.runs.engine import CertificationRun
 from smoothing.runs.store import RunStore
 
-__all__ = ["COLUMNS", "radius_maps_record", "run_config", "write_radius_maps"]
+__all__ = ["COLUMNS", "IGNORED_OPTIONS", "radius_maps_record", "run_config",
+           "write_radius_maps"]
+
+#: Options of a certify run that a radius map does not use (nor compare on resume).
+IGNORED_OPTIONS: tuple[str, ...] = MAP_IGNORES
 
 COLUMNS = ("input", "sigma", "n", "n0", "alpha", "method", "levels", "certified",
            "certified_accuracy", "mean_radius", "mean_certified_radius", "max_radius",
@@ -271,7 +276,7 @@ class _SourceRun:
         diffs = [f"`{k}` {json.dumps(a)} -> {json.dumps(b)}"
                  for section in ("config", "derived")
                  for k, a, b in _pairs(self.info.blob[section], run.record[section])
-                 if k not in NOT_COMPARED and k not in ("tau", "grid") and a != b]
+                 if k not in (*NOT_COMPARED, *IGNORED_OPTIONS, "grid") and a != b]
         if diffs:
             raise ValueError(f"`from_run` '{source}' is a run with other options "
                              f"({'; '.join(diffs)}); its counts cannot make these maps.")

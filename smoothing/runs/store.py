@@ -48,6 +48,7 @@ from smoothing.runs._checks import (
     FORMAT,
     FORMAT_VERSION,
     KINDS,
+    MAP_IGNORES,
     NOT_COMPARED,
     RunInfo,
     arrays_name,
@@ -212,7 +213,12 @@ class RunStore:
         if _grows_inputs(old.blob, blob):
             old_config["num_inputs"] = blob["config"]["num_inputs"]
             old_derived["dataset_size"] = blob["derived"]["dataset_size"]
-        diffs = _differences(old_config, blob["config"])
+        new_config = dict(blob["config"])
+        if kind == "radius_maps":
+            for key in MAP_IGNORES:
+                old_config.pop(key, None)
+                new_config.pop(key, None)
+        diffs = _differences(old_config, new_config)
         diffs += _differences(old_derived, blob["derived"])
         diffs += _differences({"radius_maps": old.blob.get("radius_maps")},
                               {"radius_maps": blob.get("radius_maps")})
