@@ -168,7 +168,7 @@ class CertificationRun:
             is resumed).
         rank, world_size : int, default 0, 1
             This process takes the inputs ``indices[rank::world_size]`` and appends to
-            :func:`~smoothing.distributed.rank_results_path`. The noise does not depend
+            :func:`~smoothing.runs.shards.rank_results_path`. The noise does not depend
             on them.
         progress : bool, default True
             tqdm bars on stderr: over the inputs and over each input's sampling batches;

@@ -228,9 +228,7 @@ def _draw_missing(store: RunStore, run: CertificationRun, records: list[dict[str
     one with ``figures=False``)."""
     for rec in records:
         if not (store.out / _figure_name(rec)).exists():
-            with np.load(store.out / rec["file"], allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files if k in ("radius", "labels", "target",
-                                                            "image")}
+            arrays = store.load_arrays(rec, ("radius", "labels", "target", "image"))
             _figure(store, run, rec, arrays)
 
 
@@ -295,8 +293,8 @@ class _SourceRun:
             return None
         path = self.store.out / rec["labels_file"]
         try:
-            with np.load(path, allow_pickle=False) as z:
-                guesses, counts = z["guesses"], z["counts"]
+            arrays = self.store.load_arrays(rec, ("guesses", "counts"))
+            guesses, counts = arrays["guesses"], arrays["counts"]
         except (OSError, ValueError, KeyError, EOFError) as err:
             why = f"cannot be read ({err})"
         else:

@@ -51,6 +51,7 @@ from smoothing.runs._checks import (
     MAP_IGNORES,
     NOT_COMPARED,
     RunInfo,
+    arrays_file,
     arrays_name,
     check_arrays,
     check_blob,
@@ -346,6 +347,20 @@ class RunStore:
                 "config_digest": self._digest, "rank": rank}
         _journal.append_line(rank_results_path(self.out, rank, world_size), full)
         return full
+
+    def load_arrays(self, record: Mapping[str, Any],
+                    names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """The arrays of a checked record's ``.npz`` file (all, or ``names`` where
+        present), read with ``allow_pickle=False``.
+
+        Raises
+        ------
+        OSError, ValueError, KeyError, EOFError
+            If the file cannot be read (the caller names it and goes on).
+        """
+        with np.load(self.out / arrays_file(record), allow_pickle=False) as z:
+            wanted = z.files if names is None else [k for k in names if k in z.files]
+            return {k: z[k] for k in wanted}
 
     # ----------------------------------------------------------------- other files
     def write_text(self, name: str, text: str, *, locked: bool = False) -> Path:
