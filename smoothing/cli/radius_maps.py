@@ -88,10 +88,10 @@ def _config_of_run(args: argparse.Namespace) -> Any:
     recorded = run_config(args.from_run)
     given = config_from_args(args).to_dict()
     default = config_from_args(build_parser().parse_args(["radius-maps", "--out", "-"]))
-    theirs = recorded.to_dict()
+    default_values, theirs = default.to_dict(), recorded.to_dict()
     moved = {}
     for key, value in given.items():
-        if value == default.to_dict()[key] or value == theirs[key] or key in IGNORED_OPTIONS:
+        if value in (default_values[key], theirs[key]) or key in IGNORED_OPTIONS:
             continue
         if key in ("checkpoint", "data_root"):  # the same file or folder, moved
             moved[key] = value

@@ -27,8 +27,8 @@ from typing import Any
 
 from smoothing._sampling import check_int
 
-__all__ = ["RESULTS_NAME", "RunFolderWarning", "append_line", "check_rank", "rank_results_path",
-           "read_objects", "repair", "result_files", "skip"]
+__all__ = ["RESULTS_NAME", "RunFolderWarning", "append_line", "check_rank", "parse_line",
+           "rank_results_path", "read_objects", "repair", "result_files", "skip"]
 
 #: Results file of a single process; rank ``r`` of ``w > 1`` writes ``results.rank{r}.jsonl``.
 RESULTS_NAME = "results.jsonl"
@@ -131,7 +131,7 @@ def read_objects(path: str | os.PathLike[str], skipped: list[tuple[int, str]] | 
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
-        obj, why = _parse(raw)
+        obj, why = parse_line(raw)
         if why is not None:
             skip(path, number, why)
             if skipped is not None:
@@ -145,7 +145,8 @@ def skip(path: Path, number: int, why: str) -> None:
     warnings.warn(f"'{path}': line {number} skipped: {why}.", RunFolderWarning, stacklevel=1)
 
 
-def _parse(raw: bytes) -> tuple[Any, str | None]:
+def parse_line(raw: bytes) -> tuple[Any, str | None]:
+    """``(object, None)`` for a line holding a JSON object, else ``(None, why not)``."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -282,14 +282,11 @@ class RunStore:
             _journal.repair(path)
             lines = []
             for raw in path.read_bytes().split(b"\n")[:-1]:
-                try:
-                    rec = json.loads(raw)
-                except (ValueError, RecursionError):
-                    rec = None
-                if (isinstance(rec, dict) and "config_digest" not in rec
+                rec, _ = _journal.parse_line(raw)
+                if (rec is not None and "config_digest" not in rec
                         and check_record(rec, old) is None):
                     raw = json.dumps({**rec, "config_digest": old.digest},
-                                     separators=(",", ":"), allow_nan=False).encode()
+                                     separators=(",", ":")).encode()
                 lines.append(raw + b"\n")
             self._write(path, b"".join(lines), 0)
         blob = {**old.blob, "format_version": FORMAT_VERSION, "kind": old.kind}

@@ -93,8 +93,8 @@ class Summary:
 def skipped_note(skipped: int) -> str:
     """The note under a table that leaves out ``skipped`` bad lines or records."""
     return (f"{skipped} line{'s' if skipped != 1 else ''} of the results failed their checks "
-            "and are not counted (see the warnings); run the same command again to "
-            "compute those (input, grid point) pairs anew.")
+            "and are not counted (see the warnings); resume the run (its `certify` command "
+            "again) to compute those (input, grid point) pairs anew.")
 
 
 #: The note under a table whose rows of several tau share one sampling per (sigma, n).
@@ -209,8 +209,8 @@ def write_summary(out_dir: str | os.PathLike[str], summary: Summary) -> tuple[Pa
     store = RunStore(out_dir)
     if summary.skipped:
         warnings.warn(f"the summary of '{store.out}' leaves out {summary.skipped} bad "
-                      "line(s) or record(s) of its results (warned about above); run the "
-                      "same command again to recompute those pairs.", RunFolderWarning,
+                      "line(s) or record(s) of its results (warned about above); resume the "
+                      "run to recompute those pairs.", RunFolderWarning,
                       stacklevel=2)
     with store.lock():
         store.clean_temps()
