@@ -409,7 +409,7 @@ def _config(out: Path) -> dict:
 
 def test_a_run_is_refused_beside_a_live_torchrun_rank(tmp_path):
     out = tmp_path / "job"
-    slow = [*CERTIFY, "--num-inputs", "400", "--n", "2000", "--out", str(out)]
+    slow = [*CERTIFY, "--n", "200000", "--out", str(out)]  # minutes per input
     rank = textwrap.dedent(f"""
         from smoothing.cli import build_parser
         from smoothing.cli._common import config_from_args
