@@ -100,6 +100,13 @@ class FolderLock:
     :meth:`release` deletes the file while still holding it, and :meth:`acquire`
     checks after locking that the path still names the file it locked.
 
+    ``shared=True`` takes a shared lock instead (``LOCK_SH``): any number of shared
+    holders, but none beside an exclusive one. The ranks of one torchrun job share
+    the folder's job lock this way, while a single run takes it exclusively. The
+    last shared holder to leave deletes the file. Where the OS offers no shared
+    lock (Windows, file systems without locks), a shared lock is not taken at all
+    (:attr:`held` stays ``False``) and only the exclusive locks protect the folder.
+
     Examples
     --------
     >>> import tempfile
@@ -112,11 +119,18 @@ class FolderLock:
     refused
     """
 
-    def __init__(self, folder: str | os.PathLike[str], name: str = ".lock") -> None:
+    def __init__(self, folder: str | os.PathLike[str], name: str = ".lock", *,
+                 shared: bool = False) -> None:
         self.folder = Path(folder)
         self.path = self.folder / name
+        self.shared = shared
         self._fd: int | None = None
         self._exclusive_file = False
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock now."""
+        return self._fd is not None
 
     def acquire(self) -> None:
         """Take the lock (creating the folder) or raise :class:`FolderLockedError`."""
@@ -125,7 +139,10 @@ class FolderLock:
         self.folder.mkdir(parents=True, exist_ok=True)
         fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            locked = _os_lock(fd)
+            locked = _os_lock(fd, self.shared)
+            if locked is None and self.shared:  # no shared OS locks here: not taken
+                os.close(fd)
+                return
             if locked is None:  # no OS locks here: an exclusive file with a pid
                 empty = os.fstat(fd).st_size == 0
                 os.close(fd)
@@ -139,10 +156,14 @@ class FolderLock:
                 os.close(fd)
                 fd = None
                 return self.acquire()
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            os.fsync(fd)
+            if not self.shared:
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                os.fsync(fd)
+            elif not pid_alive(_read_pid(self.path) or 0):  # first live holder: named
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         except BaseException:
             if fd is not None:
                 os.close(fd)
@@ -177,6 +198,11 @@ class FolderLock:
         fd, self._fd = self._fd, None
         if fd is None:
             return
+        if self.shared and not _os_lock(fd, shared=False):
+            # other holders remain (taking it exclusively failed): leave the file
+            _os_unlock(fd)
+            os.close(fd)
+            return
         try:
             os.ftruncate(fd, 0)
         except OSError:  # pragma: no cover
@@ -208,11 +234,13 @@ def _same_file(fd: int, path: Path) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _os_lock(fd: int) -> bool | None:
+def _os_lock(fd: int, shared: bool = False) -> bool | None:
     """Lock ``fd`` without waiting: True, False (held elsewhere), None (unsupported)."""
     try:
         if _fcntl is not None:
-            _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+            _fcntl.flock(fd, (_fcntl.LOCK_SH if shared else _fcntl.LOCK_EX) | _fcntl.LOCK_NB)
+        elif shared:  # pragma: no cover - msvcrt has no shared locks
+            return None
         elif _msvcrt is not None:  # pragma: no cover - Windows
             os.lseek(fd, 0, os.SEEK_SET)
             _msvcrt.locking(fd, _msvcrt.LK_NBLCK, 1)

@@ -592,11 +592,19 @@ def _annotate_taus(fig: Figure, ax: Any, labels: list[tuple[float, float, str, A
                         color=color, ha="left", va="bottom")
 
 
+#: Colours of the ground-truth panel of :func:`radius_map_figure` (RGB in [0, 1]).
+TRUTH_COLOURS = {"correct": (0.20, 0.63, 0.17), "wrong": (0.89, 0.10, 0.11),
+                 "abstain": (1.0, 1.0, 1.0), "ignored": (0.75, 0.75, 0.75)}
+
+
 def radius_map_figure(image: Any | None, radius: Any, *, title: str | None = None,
                       threat_model: str | None = None, vmax: float | None = None,
+                      target: Any | None = None, labels: Any | None = None,
+                      ignore_index: int = 255,
                       out: str | os.PathLike[str] | None = None, dpi: int = 110,
                       panel_width: float = 3.2):
-    """The input image beside its certified radius map (abstentions in white).
+    """The input image beside its certified radius map (abstentions in white), and
+    optionally the certified labels against the ground truth.
 
     Parameters
     ----------
@@ -604,6 +612,12 @@ def radius_map_figure(image: Any | None, radius: Any, *, title: str | None = Non
         (3, H, W) or (H, W, 3) image in [0, 1]; ``None``: the map alone.
     radius : array_like
         (H, W) radii, 0 where abstaining (drawn white).
+    target, labels : array_like, optional
+        (H, W) ground truth and certified labels (-1 = abstain), given together:
+        a third panel shows where a certified label is correct (green) and where it
+        is **certified but wrong** (red); abstentions white, ignored pixels grey.
+    ignore_index : int, default 255
+        The ignored value of ``target``.
     title : str, optional
         Figure title.
     threat_model : str, optional
@@ -624,7 +638,8 @@ def radius_map_figure(image: Any | None, radius: Any, *, title: str | None = Non
     Raises
     ------
     ValueError
-        If `radius` is not 2-D or holds negative or NaN values.
+        If `radius` is not 2-D or holds negative or NaN values, or `target` and
+        `labels` are not given together with its shape.
 
     Examples
     --------
@@ -632,6 +647,11 @@ def radius_map_figure(image: Any | None, radius: Any, *, title: str | None = Non
     >>> fig = radius_map_figure(np.zeros((3, 8, 16)), np.linspace(0, 1, 128).reshape(8, 16))
     >>> len(fig.axes)  # image, map, colour bar
     3
+    >>> labels = np.where(np.arange(128).reshape(8, 16) % 3 == 0, -1, 1)
+    >>> fig = radius_map_figure(None, (labels >= 0) * 0.5, target=np.ones((8, 16), int),
+    ...                         labels=labels)
+    >>> [ax.get_title().split(chr(10))[0] for ax in fig.axes[:2]]
+    ['certified radius', 'vs ground truth']
     """
     import numpy as np
 
@@ -641,11 +661,13 @@ def radius_map_figure(image: Any | None, radius: Any, *, title: str | None = Non
         raise ValueError(f"`radius` must be a 2-D map (H, W); got shape {r.shape}.")
     if np.isnan(r).any() or (r < 0).any():
         raise ValueError("`radius` must be >= 0 everywhere (no NaN).")
+    truth = _truth_panel(target, labels, r.shape, ignore_index)
     panels = ([("input", _as_rgb_image(image))] if image is not None else [])
     h, w = r.shape
-    fig = _new_figure((panel_width * (len(panels) + 1) + 0.8,
+    count = len(panels) + 1 + (truth is not None)
+    fig = _new_figure((panel_width * count + 0.8,
                        panel_width * h / w + 1.1 + (0.3 if title else 0.0)))
-    axes = fig.subplots(1, len(panels) + 1, squeeze=False)[0]
+    axes = fig.subplots(1, count, squeeze=False)[0]
     for ax, (name, rgb) in zip(axes, panels, strict=False):
         ax.imshow(rgb, interpolation="nearest")
         ax.set_title(name, fontsize=9)
@@ -655,15 +677,21 @@ def radius_map_figure(image: Any | None, radius: Any, *, title: str | None = Non
     from matplotlib import colormaps
 
     cmap = colormaps["viridis"].with_extremes(bad="white")
-    im = axes[-1].imshow(masked, cmap=cmap, vmin=0.0, vmax=max(top, 1e-12),
-                         interpolation="nearest")
+    map_ax = axes[len(panels)]
+    im = map_ax.imshow(masked, cmap=cmap, vmin=0.0, vmax=max(top, 1e-12),
+                       interpolation="nearest")
     cert = float((r > 0).mean()) if r.size else 0.0
-    axes[-1].set_title(f"certified radius\n{100 * cert:.0f}% certified, white: abstain",
-                       fontsize=9)
+    map_ax.set_title(f"certified radius\n{100 * cert:.0f}% certified, white: abstain",
+                     fontsize=9)
+    if truth is not None:
+        rgb, wrong = truth
+        axes[-1].imshow(rgb, interpolation="nearest")
+        axes[-1].set_title(f"vs ground truth\ngreen: correct, red: certified but wrong "
+                           f"({100 * wrong:.1f}%)", fontsize=9)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    bar = fig.colorbar(im, ax=axes[-1], fraction=0.046, pad=0.04)
+    bar = fig.colorbar(im, ax=map_ax, fraction=0.046, pad=0.04)
     bar.set_label("radius", fontsize=8)
     lines = [t for t in (title, threat_model) if t]
     if lines:
@@ -671,3 +699,27 @@ def radius_map_figure(image: Any | None, radius: Any, *, title: str | None = Non
     fig.tight_layout()
     _save(fig, out, dpi)
     return fig
+
+
+def _truth_panel(target: Any | None, labels: Any | None, shape: tuple[int, ...],
+                 ignore_index: int) -> tuple[np.ndarray, float] | None:
+    """(H, W, 3) colours of certified-correct / certified-wrong / abstain / ignored, and
+    the fraction of valid pixels certified but wrong; ``None`` without a target."""
+    if target is None and labels is None:
+        return None
+    if target is None or labels is None:
+        raise ValueError("`target` and `labels` must be given together.")
+    t = np.asarray(target.detach().cpu().numpy() if hasattr(target, "detach") else target)
+    lab = np.asarray(labels.detach().cpu().numpy() if hasattr(labels, "detach") else labels)
+    if t.shape != shape or lab.shape != shape:
+        raise ValueError(f"`target` and `labels` must have the radius map's shape {shape}; "
+                         f"got {t.shape} and {lab.shape}.")
+    valid = t != ignore_index
+    certified = lab != ABSTAIN
+    rgb = np.empty((*shape, 3))
+    rgb[...] = TRUTH_COLOURS["abstain"]
+    rgb[~valid] = TRUTH_COLOURS["ignored"]
+    rgb[valid & certified & (lab == t)] = TRUTH_COLOURS["correct"]
+    wrong = valid & certified & (lab != t)
+    rgb[wrong] = TRUTH_COLOURS["wrong"]
+    return rgb, float(wrong.sum() / max(1, valid.sum()))

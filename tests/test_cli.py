@@ -22,8 +22,10 @@ from smoothing.models import build_model, checkpoint_path, save_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 #: bookkeeping that may differ between equal results (timings; whether a tau reused
-#: the sampling of another tau, which depends on what a resume had left to do)
-VOLATILE = {"time_sampling", "time_testing", "time_forward", "rank", "sampling_reused"}
+#: the sampling of another tau, which depends on what a resume had left to do; the
+#: digest of the run's options, which differs between runs of other seeds or grids)
+VOLATILE = {"time_sampling", "time_testing", "time_forward", "rank", "sampling_reused",
+            "config_digest"}
 
 # tiny runs: 16 x 32 scenes / 128-point clouds, n0 = 8, n = 32
 STREETS = ["certify", "--dataset", "streets", "--image-size", "16", "32", "--num-inputs", "3",

@@ -490,10 +490,13 @@ def test_merge_by_several_fields_as_the_runner_records(tmp_path):
                                                                (1, "base")}
 
 
-def test_a_corrupt_line_in_the_middle_is_an_error(tmp_path):
+def test_a_corrupt_line_in_the_middle_is_skipped_with_a_warning(tmp_path):
+    from smoothing.runs import RunFolderWarning
+
     (tmp_path / "results.rank0.jsonl").write_text('{"index": 0}\nnot json\n{"index": 2}\n')
-    with pytest.raises(ValueError, match="line 2 is not valid JSON"):
-        merge_results(tmp_path)
+    with pytest.warns(RunFolderWarning, match=r"results.rank0.jsonl': line 2 skipped: not "
+                                              r"valid JSON"):
+        assert [r["index"] for r in merge_results(tmp_path)] == [0, 2]
 
 
 def test_rank_failed_error_is_a_runtime_error():

@@ -4,7 +4,8 @@
   while the first holds the folder's lock; a lock left by a dead process is taken
   over; temporary files are per process and only dead processes' ones are removed;
 * a ``results.jsonl`` line that is valid JSON but no record is skipped like any
-  corrupt line, by resume and ``summarize`` (and refused by the distributed reader);
+  corrupt line, with a warning naming the file and line, by resume, ``summarize``
+  and the distributed reader alike;
 * bad sizes, checkpoints and inputs give one clear error naming the argument;
 * k-FWER with ``k`` above the number of components is refused.
 """
@@ -171,21 +172,25 @@ def test_valid_json_that_is_no_record_is_skipped_by_resume_and_summarize(tmp_pat
     before = runner.summarize(out).to_csv()
     path.write_text("\n".join([lines[0], junk, *lines[1:]]) + "\n")
     capsys.readouterr()
-    assert len(runner.read_records(out)) == len(lines)
-    assert "skipping an unreadable line" in capsys.readouterr().err
-    assert runner.summarize(out).to_csv() == before
+    with pytest.warns(runner.RunFolderWarning, match=r"results.jsonl': line 2 skipped: "):
+        assert len(runner.read_records(out)) == len(lines)
+    with pytest.warns(runner.RunFolderWarning):
+        assert runner.summarize(out).to_csv() == before
     assert main(["summarize", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "segcertify: warning: " in err and "line 2 skipped" in err
     assert main([*TINY, "--out", str(out)]) == 0  # resume: nothing to redo
     assert len(path.read_text().splitlines()) == len(lines) + 1
 
 
-def test_distributed_reader_refuses_a_non_object_line_in_the_middle(tmp_path):
+def test_distributed_reader_skips_a_non_object_line_with_a_warning(tmp_path):
     (tmp_path / "results.rank0.jsonl").write_text('{"index": 0}\n[1, 2]\n{"index": 2}\n')
-    with pytest.raises(ValueError, match="line 2 is not a JSON object"):
-        merge_results(tmp_path)
-    # as the last line (a write cut short) it is dropped like invalid JSON
+    with pytest.warns(runner.RunFolderWarning, match="line 2 skipped: not a JSON object"):
+        assert [r["index"] for r in merge_results(tmp_path)] == [0, 2]
+    # a complete last line is no torn write: warned about too
     (tmp_path / "results.rank0.jsonl").write_text('{"index": 0}\n{"index": 2}\n3\n')
-    assert [r["index"] for r in merge_results(tmp_path)] == [0, 2]
+    with pytest.warns(runner.RunFolderWarning, match="line 3 skipped"):
+        assert [r["index"] for r in merge_results(tmp_path)] == [0, 2]
     assert json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1]) == {"index": 2}
 
 

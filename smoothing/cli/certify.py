@@ -7,6 +7,7 @@ propagate to :func:`smoothing.cli.main`, which prints them as one line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
@@ -22,6 +23,7 @@ from smoothing.cli._common import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
     from smoothing import runs
@@ -70,26 +72,64 @@ def _distributed() -> Any:
 
 def _prepare(args: argparse.Namespace, device: object) -> runs.CertificationRun:
     """Validate everything (no writes); warnings are shown only if it succeeds."""
+    return prepare_run(config_from_args(args), device, args.out)
+
+
+def prepare_run(config: runs.RunConfig, device: object, out: Path | None = None, *,
+                grid_warnings: bool = True) -> runs.CertificationRun:
+    """:func:`smoothing.runs.prepare` (and the check of ``out``, if given); its warnings
+    are shown after it succeeds, a grid point's as one line (or not at all without
+    ``grid_warnings``: a radius map does not use tau)."""
     from smoothing import runs
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
-        run = runs.prepare(config_from_args(args), device=device)
-        runs.check_output_dir(args.out, run.record)
+        run = runs.prepare(config, device=device)
+        if out is not None:
+            runs.check_output_dir(out, run.record)
     for w in caught:
         if issubclass(w.category, runs.ImpossibleGridPointWarning):
-            print(f"{PROG}: warning: {w.message}", file=sys.stderr)
+            if grid_warnings:
+                print(f"{PROG}: warning: {w.message}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return run
 
 
-def print_summary(out: Path, summary: runs.Summary) -> None:
-    """Write ``summary.csv``/``summary.md`` and print the table."""
-    from smoothing import runs
+@contextlib.contextmanager
+def store_warnings() -> Iterator[None]:
+    """Show the run store's warnings (a skipped line or record) as one line each,
+    ``segcertify: warning: ...``; other warnings as Python shows them."""
+    from smoothing.runs import RunFolderWarning
 
-    csv_path, md_path = runs.write_summary(out, summary)
+    original = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, RunFolderWarning):
+            print(f"{PROG}: warning: {message}", file=sys.stderr)
+        else:
+            original(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
+def print_summary(out: Path, summary: runs.Summary) -> None:
+    """Print the table and write ``summary.csv``/``summary.md`` (not while a run
+    holds the folder: it writes them when it finishes)."""
+    from smoothing import runs
+    from smoothing._io import FolderLockedError
+
     print(summary.to_markdown(), end="")
+    try:
+        csv_path, md_path = runs.write_summary(out, summary)
+    except FolderLockedError:
+        print(f"{PROG}: warning: '{out}' is in use by a run; summary.csv and summary.md are "
+              "not written now (the run writes them when it finishes).", file=sys.stderr)
+        return
     print(f"{PROG}: wrote {csv_path} and {md_path}", file=sys.stderr)
 
 
@@ -97,7 +137,8 @@ def run_certify(args: argparse.Namespace) -> int:
     """The handler of ``segcertify certify`` (exit status)."""
     ctx = _distributed()
     try:
-        return _certify(args, ctx)
+        with store_warnings():
+            return _certify(args, ctx)
     finally:
         if ctx is not None:
             ctx.destroy()
@@ -138,5 +179,6 @@ def run_summarize(args: argparse.Namespace) -> int:
     """The handler of ``segcertify summarize`` (exit status)."""
     from smoothing import runs
 
-    print_summary(args.out, runs.summarize(args.out))
+    with store_warnings():
+        print_summary(args.out, runs.summarize(args.out))
     return 0

@@ -1,6 +1,13 @@
 """``segcertify radius-maps``: per-component certified radius maps of a data set
 (:mod:`smoothing.runs.radius_maps` does the work; torch is imported only when the
-command runs)."""
+command runs).
+
+A radius-maps run is resumable like ``certify``'s. ``--from-run RUN`` takes the
+options and the counts of a finished ``certify`` run instead of sampling again;
+options given beside it must equal the run's (``--tau``, ``--correction`` and
+``--k`` aside, which a map does not use; ``--checkpoint``/``--data-root`` may name a
+new location).
+"""
 
 from __future__ import annotations
 
@@ -37,6 +44,9 @@ def add_parsers(sub: Any) -> None:
                         "over a ladder of levels (default: %(default)s)")
     g.add_argument("--levels", nargs="+", type=float, metavar="T",
                    help="the ladder (--method ladder); default: multitest.ladder_levels")
+    g.add_argument("--from-run", type=Path, metavar="RUN",
+                   help="a certify run folder whose label files hold the counts: its options "
+                        "and counts make the maps, without sampling again")
     g.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     g.add_argument("--device", default="auto",
                    help="auto (CUDA if available), cpu, cuda, cuda:N (default: %(default)s)")
@@ -50,14 +60,44 @@ def run_radius_maps(args: argparse.Namespace) -> int:
     if args.levels is not None and args.method != "ladder":
         raise ValueError("--levels needs --method ladder.")
     import multitest
-    from smoothing import runs
+    from smoothing.cli.certify import prepare_run, store_warnings
     from smoothing.runs.radius_maps import write_radius_maps
 
-    run = runs.prepare(config_from_args(args), device=args.device)
-    multitest.simultaneous_lower_bounds([0], 1, run.config.alpha, method=args.method,
+    config = config_from_args(args) if args.from_run is None else _config_of_run(args)
+    multitest.simultaneous_lower_bounds([0], 1, config.alpha, method=args.method,
                                         levels=args.levels)  # validate early
-    done = write_radius_maps(run, args.out, method=args.method, levels=args.levels,
-                             figures=not args.no_figures, progress=not args.no_progress)
-    print(f"{PROG}: {args.out}: {done} radius maps written ({args.out / 'radius_maps.csv'})",
-          file=sys.stderr)
+    with store_warnings():
+        run = prepare_run(config, args.device, grid_warnings=False)
+        computed, reused = write_radius_maps(
+            run, args.out, method=args.method, levels=args.levels,
+            figures=not args.no_figures, progress=not args.no_progress, source=args.from_run)
+    where = f", {reused} from the counts of {args.from_run}" if args.from_run else ""
+    print(f"{PROG}: {args.out}: {computed} radius maps computed{where} "
+          f"({args.out / 'radius_maps.csv'})", file=sys.stderr)
     return 0
+
+
+def _config_of_run(args: argparse.Namespace) -> Any:
+    """The options of the certify run ``--from-run``; an option given on the command line
+    (one that differs from its default) must equal the run's."""
+    import json
+
+    from smoothing.cli import build_parser
+    from smoothing.runs.radius_maps import IGNORED_OPTIONS, run_config
+
+    recorded = run_config(args.from_run)
+    given = config_from_args(args).to_dict()
+    default = config_from_args(build_parser().parse_args(["radius-maps", "--out", "-"]))
+    default_values, theirs = default.to_dict(), recorded.to_dict()
+    moved = {}
+    for key, value in given.items():
+        if value in (default_values[key], theirs[key]) or key in IGNORED_OPTIONS:
+            continue
+        if key in ("checkpoint", "data_root"):  # the same file or folder, moved
+            moved[key] = value
+            continue
+        raise ValueError(f"`{key}` {json.dumps(value)} differs from the {json.dumps(theirs[key])} "
+                         f"of the run `--from-run` '{args.from_run}'; leave it out.")
+    from dataclasses import replace
+
+    return replace(recorded, **moved)

@@ -40,7 +40,14 @@ from smoothing.runs.shards import (
     rank_results_path,
     shard_indices,
 )
-from smoothing.runs.store import append_record, check_output_dir, read_records, repair_jsonl
+from smoothing.runs.store import (
+    RunFolderWarning,
+    RunStore,
+    append_record,
+    check_output_dir,
+    read_records,
+    repair_jsonl,
+)
 from smoothing.runs.summary import (
     SHARED_SAMPLING_NOTE,
     SUMMARY_COLUMNS,
@@ -59,7 +66,9 @@ __all__ = [
     "GridPoint",
     "ImpossibleGridPointWarning",
     "RunConfig",
+    "RunFolderWarning",
     "RunReport",
+    "RunStore",
     "Summary",
     "append_record",
     "check_output_dir",

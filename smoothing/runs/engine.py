@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from smoothing._io import FolderLock
 from smoothing._progress import interactive, progress_bar
 from smoothing._sampling import check_int
 from smoothing.datasets._common import IGNORE_INDEX
@@ -58,15 +57,7 @@ from smoothing.runs.loading import (
     resolve_device,
     select_inputs,
 )
-from smoothing.runs.shards import rank_results_path
-from smoothing.runs.store import (
-    append_record,
-    check_output_dir,
-    config_record,
-    open_output,
-    read_records,
-    save_arrays,
-)
+from smoothing.runs.store import RunStore, config_record
 from smoothing.runs.summary import summarize, write_summary
 from smoothing.segcertify import SegCertify, check_k_components
 
@@ -179,7 +170,7 @@ class CertificationRun:
             is resumed).
         rank, world_size : int, default 0, 1
             This process takes the inputs ``indices[rank::world_size]`` and appends to
-            :func:`~smoothing.distributed.rank_results_path`. The noise does not depend
+            :func:`~smoothing.runs.shards.rank_results_path`. The noise does not depend
             on them.
         progress : bool, default True
             tqdm bars on stderr: over the inputs and over each input's sampling batches;
@@ -202,9 +193,14 @@ class CertificationRun:
         ValueError
             As :func:`check_output_dir` (before anything is written), on every rank.
         smoothing._io.FolderLockedError
-            (a ValueError) If another live process is writing this rank of
-            ``out_dir``: each writer holds the lock file ``.lock.rank{rank}`` there
-            for the whole run; one left by a dead process is taken over.
+            (a ValueError) If another live process is writing to ``out_dir``: a
+            writer holds the folder's job lock ``.lock`` (exclusively; shared by the
+            ranks of one torchrun job) and its rank's ``.lock.rank{rank}`` for the
+            whole run (:class:`~smoothing.runs.store.RunLock`); locks of dead
+            processes are taken over.
+        OSError
+            If the folder cannot be written (read-only, full disk): what was written
+            stays consistent, and the same command resumes once the cause is gone.
         """
         check_int(world_size, "world_size", low=1)
         if not 0 <= check_int(rank, "rank", low=0) < world_size:
@@ -212,31 +208,33 @@ class CertificationRun:
         if sample_ctx is not None and world_size != 1:
             raise ValueError("`world_size` must be 1 with `sample_ctx` (every rank certifies "
                              f"every input); got {world_size}.")
-        out = Path(out_dir)
+        store = RunStore(out_dir)
         writer = sample_ctx is None or sample_ctx.is_main
-        lock = FolderLock(out, f".lock.rank{rank}")  # one writer per rank and folder
+        lock = store.lock(rank=rank, world_size=world_size)
         try:
-            return self._execute(out, rank, world_size, progress, sample_ctx, writer, lock)
+            return self._execute(store, rank, world_size, progress, sample_ctx, writer, lock)
         finally:
             lock.release()
 
-    def _execute(self, out: Path, rank: int, world_size: int, progress: bool,
-                 sample_ctx: DistContext | None, writer: bool, lock: FolderLock) -> RunReport:
+    def _execute(self, store: RunStore, rank: int, world_size: int, progress: bool,
+                 sample_ctx: DistContext | None, writer: bool, lock: Any) -> RunReport:
         state: tuple[str | None, bool, set[tuple[int, str]]] = (None, False, set())
+        failure: BaseException | None = None
         if writer:
             try:
-                check_output_dir(out, self.record)  # before the lock creates the folder
+                store.check_resume(self.record)  # before the lock creates the folder
                 lock.acquire()
-                state = (None, open_output(out, self.record, rank, world_size), {
-                    (int(r["input"]), str(r["grid"])) for r in read_records(out)})
-            except ValueError as err:
-                state = (str(err), False, set())
+                state = (None, store.open(self.record, rank=rank, world_size=world_size),
+                         store.done())
+            except (ValueError, OSError) as err:
+                failure, state = err, (str(err), False, set())
         if sample_ctx is not None:
             state = sample_ctx.broadcast_object(state)
         error, resumed, done = state
+        if failure is not None:
+            raise failure
         if error is not None:
             raise ValueError(error)
-        own = rank_results_path(out, rank, world_size)
         mine = self.indices[rank::world_size]
         keys = ["base"] + [g.key for g in self.grid]
         skipped = sum((i, k) in done for i in mine for k in keys)
@@ -250,15 +248,15 @@ class CertificationRun:
             for index in mine:
                 todo = [k for k in keys if (index, k) not in done]
                 if todo:
-                    computed += self._run_input(index, todo, out, own, rank, bar,
+                    computed += self._run_input(index, todo, store, rank, world_size, bar,
                                                 sample_ctx, writer)
                     bar.update(1)
         finally:
             bar.close()
-        return RunReport(out, resumed, skipped, computed)
+        return RunReport(store.out, resumed, skipped, computed)
 
-    def _run_input(self, index: int, todo: list[str], out: Path, own: Path, rank: int,
-                   bar: Any, sample_ctx: DistContext | None = None,
+    def _run_input(self, index: int, todo: list[str], store: RunStore, rank: int,
+                   world_size: int, bar: Any, sample_ctx: DistContext | None = None,
                    writer: bool = True) -> int:
         item = self.dataset[index]
         x, y = item[0], item[1].numpy()
@@ -272,11 +270,8 @@ class CertificationRun:
             else:
                 record, arrays = self._evaluate_point(index, x, y, grid[key], sample_ctx,
                                                       shared)
-            if not writer:
-                continue
-            rel = f"labels/{index:06d}-{key}.npz"
-            save_arrays(out / rel, rank, **arrays)  # the labels first, then the record
-            append_record(own, {**record, **extra, "labels_file": rel, "rank": rank})
+            if writer:  # the labels first, then the record
+                store.add({**record, **extra}, arrays, rank=rank, world_size=world_size)
         return len(todo)
 
     def _evaluate_base(self, index: int, x: torch.Tensor,

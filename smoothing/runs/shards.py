@@ -4,21 +4,28 @@ Rank ``r`` of ``w`` certifies the disjoint slice :func:`shard_indices` of the in
 appends to its own :func:`rank_results_path`, resumes from every results file of the
 folder (:func:`pending_indices`), and :func:`merge_results` (rank 0, after a barrier)
 writes the combined ``results.jsonl``. These functions serve any JSON-lines records
-(your own scripts' too: ``key='index'``); :mod:`smoothing.runs.store` reads the run
-engine's records.
+(your own scripts' too: ``key='index'``). They read lines as the run store does
+(:func:`smoothing.runs._journal.read_objects`: a torn last line is ignored, any other
+bad line skipped with a warning naming the file and line); in a folder of a
+segcertify run (one with ``config.json``) they see only the records that pass the
+store's checks (:class:`~smoothing.runs.store.RunStore`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
-from smoothing._io import write_atomic
-from smoothing._sampling import check_int
+from smoothing.runs._journal import (
+    RESULTS_NAME,
+    check_rank,
+    rank_results_path,
+    read_objects,
+    result_files,
+)
+from smoothing.runs.store import RunStore
 
 __all__ = [
     "RESULTS_NAME",
@@ -28,11 +35,6 @@ __all__ = [
     "rank_results_path",
     "shard_indices",
 ]
-
-#: Results file of a single process; rank ``r`` of ``w > 1`` writes ``results.rank{r}.jsonl``.
-RESULTS_NAME = "results.jsonl"
-_RANK_FILE = re.compile(r"^results\.rank(\d+)\.jsonl$")
-_BACKENDS = ("gloo", "nccl")
 
 T = TypeVar("T")
 
@@ -50,21 +52,8 @@ def shard_indices(indices: Sequence[T], rank: int, world_size: int) -> Sequence[
     >>> [list(shard_indices(range(5), r, 2)) for r in range(2)]
     [[0, 2, 4], [1, 3]]
     """
-    world_size, rank = _check_rank(world_size, rank)
+    world_size, rank = check_rank(world_size, rank)
     return indices[rank::world_size]
-
-
-def rank_results_path(out_dir: str | os.PathLike, rank: int, world_size: int) -> Path:
-    """The results file of rank ``rank``: ``results.jsonl`` alone, ``results.rank{r}.jsonl`` else.
-
-    Examples
-    --------
-    >>> rank_results_path("out", 0, 1).as_posix(), rank_results_path("out", 1, 4).as_posix()
-    ('out/results.jsonl', 'out/results.rank1.jsonl')
-    """
-    world_size, rank = _check_rank(world_size, rank)
-    name = RESULTS_NAME if world_size == 1 else f"results.rank{rank}.jsonl"
-    return Path(out_dir) / name
 
 
 def completed_keys(out_dir: str | os.PathLike, *,
@@ -74,9 +63,10 @@ def completed_keys(out_dir: str | os.PathLike, *,
     ``key`` names the field that identifies a record, or several fields (then the
     keys are tuples, e.g. ``("input", "grid")`` for :mod:`smoothing.runs`
     records). Records without it are ignored. A last line cut short by a crash is
-    ignored too (that input is simply redone).
+    ignored too (that input is simply redone), and so is any other bad line, with a
+    warning naming the file and the line.
     """
-    keys = (_record_key(r, key) for r in _read_all(Path(out_dir)))
+    keys = (_record_key(r, key) for r in _read_all(RunStore(out_dir)))
     return {k for k in keys if k is not None}
 
 
@@ -93,6 +83,7 @@ def pending_indices(indices: Sequence[T], out_dir: str | os.PathLike, rank: int,
     Examples
     --------
     >>> import tempfile
+    >>> from pathlib import Path
     >>> with tempfile.TemporaryDirectory() as d:
     ...     _ = (Path(d) / "results.rank0.jsonl").write_text('{"index": 0}\\n{"index": 2}\\n')
     ...     pending_indices(range(6), d, 0, 2)
@@ -108,7 +99,10 @@ def merge_results(out_dir: str | os.PathLike, *,
 
     Run it once after every rank has finished (on rank 0 after
     :meth:`DistContext.barrier`, or afterwards in one process); it is idempotent.
-    The rank files are kept (they are what a resumed run reads).
+    The rank files are kept (they are what a resumed run reads). It holds the
+    folder's exclusive lock while it works, so it is refused beside a live run.
+    Bad lines are left out (each with a warning); in a segcertify run folder, so
+    are records that fail the store's checks.
 
     Parameters
     ----------
@@ -124,31 +118,39 @@ def merge_results(out_dir: str | os.PathLike, *,
     list of dict
         The merged records, as written (compute the run's summary from them).
 
+    Raises
+    ------
+    smoothing._io.FolderLockedError
+        (a ValueError) If a run or another merge holds the folder.
+
     Examples
     --------
     >>> import tempfile
+    >>> from pathlib import Path
     >>> with tempfile.TemporaryDirectory() as d:
     ...     _ = (Path(d) / "results.rank0.jsonl").write_text('{"index": 0}\\n{"index": 2}\\n')
     ...     _ = (Path(d) / "results.rank1.jsonl").write_text('{"index": 1}\\n')
     ...     [r["index"] for r in merge_results(d)], (Path(d) / "results.jsonl").exists()
     ([0, 1, 2], True)
     """
-    out = Path(out_dir)
-    merged: list[dict[str, Any]] = []
-    seen: set[Any] = set()
-    for record in _read_all(out):
-        k = _record_key(record, key)
-        if k is not None:
-            if k in seen:
-                continue
-            seen.add(k)
-        merged.append(record)
-    if merged and all(_record_key(r, key) is not None for r in merged):
-        try:
-            merged.sort(key=lambda r: _record_key(r, key))
-        except TypeError:  # keys of mixed types: keep the file order
-            pass
-    write_atomic(out / RESULTS_NAME, "".join(json.dumps(r) + "\n" for r in merged).encode())
+    store = RunStore(out_dir)
+    with store.lock():
+        merged: list[dict[str, Any]] = []
+        seen: set[Any] = set()
+        for record in _read_all(store):
+            k = _record_key(record, key)
+            if k is not None:
+                if k in seen:
+                    continue
+                seen.add(k)
+            merged.append(record)
+        if merged and all(_record_key(r, key) is not None for r in merged):
+            try:
+                merged.sort(key=lambda r: _record_key(r, key))
+            except TypeError:  # keys of mixed types: keep the file order
+                pass
+        store.write_text(RESULTS_NAME, "".join(json.dumps(r) + "\n" for r in merged),
+                         locked=True)
     return merged
 
 
@@ -165,35 +167,15 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _result_files(out: Path) -> list[Path]:
-    ranked = sorted(((int(m.group(1)), p) for p in out.glob("results.rank*.jsonl")
-                     if (m := _RANK_FILE.match(p.name))), key=lambda t: t[0])
-    single = [out / RESULTS_NAME] if (out / RESULTS_NAME).exists() else []
-    return single + [p for _, p in ranked]
-
-
-def _read_all(out: Path) -> Iterable[dict[str, Any]]:
-    for path in _result_files(out):
-        yield from _read_jsonl(path)
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    records = []
-    for i, line in enumerate(lines):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            if i == len(lines) - 1:  # cut short by a crash mid-write: redo that input
-                break
-            raise ValueError(f"{path}: line {i + 1} is not valid JSON ({error}).") from error
-        if not isinstance(record, dict):  # valid JSON but no record: as corrupt as above
-            if i == len(lines) - 1:
-                break
-            raise ValueError(f"{path}: line {i + 1} is not a JSON object (a record); got "
-                             f"{type(record).__name__}.")
-        records.append(record)
-    return records
+def _read_all(store: RunStore) -> Iterable[dict[str, Any]]:
+    """The records of the folder: the store's checked ones in a run folder, else every
+    JSON object line of every results file."""
+    if store.is_run():
+        yield from store.records()
+        return
+    for path in result_files(store.out):
+        for _, record in read_objects(path):
+            yield record
 
 
 def _plain(i: object) -> object:
@@ -201,10 +183,3 @@ def _plain(i: object) -> object:
     return i.item() if hasattr(i, "item") else i
 
 
-
-def _check_rank(world_size: object, rank: object) -> tuple[int, int]:
-    world_size = check_int(world_size, "world_size")
-    rank = check_int(rank, "rank", low=0)
-    if rank >= world_size:
-        raise ValueError(f"`rank` must lie in [0, world_size={world_size}); got {rank}.")
-    return world_size, rank

@@ -2,15 +2,30 @@
 
 A run folder::
 
-    OUT/config.json                       the run's options (a resume must match them)
+    OUT/config.json                       the run's options and digest (a resume must match)
     OUT/results.jsonl                     one JSON line per finished (input, grid point)
     OUT/results.rank{r}.jsonl             the same, of rank r of a torchrun job
-    OUT/labels/<input>-<grid>.npz         certified label maps (ABSTAIN = -1)
+    OUT/labels/<input>-<grid>.npz         certified label maps (ABSTAIN = -1), guesses, counts
     OUT/summary.csv, OUT/summary.md       one row per grid point (the paper's Tables 1/2)
+    OUT/radius_maps/<input>-<s,n>.npz     (a radius-maps run) per-component radius layers
+    OUT/radius_maps.csv, OUT/figures/     (a radius-maps run) one row / figure per map
+    OUT/.lock, OUT/.lock.rank{r}          held while a process writes
 
-A finished (input, grid point) is one line of ``results.jsonl``, written with a single
-``os.write`` and ``fsync`` after its label file is in place, so a killed run loses at
-most the pairs it was working on.
+Two layers, as optuna's journal storage: :mod:`smoothing.runs._journal` writes and
+reads whole JSON lines (bytes only); :class:`RunStore` replays them into the run's
+state and owns every check (:mod:`smoothing.runs._checks`): a record counts only
+if it agrees with ``config.json`` (grid point, options, inputs, digest, value
+ranges) and its ``.npz`` file is there, whole and of the right shape. Anything
+else is skipped with one :class:`RunFolderWarning` naming the file, the line and
+why, and a resume computes that pair again. A finished pair is its ``.npz`` file
+(written atomically) followed by its record (one ``os.write``, then ``fsync``), so
+a killed run loses at most the pairs it was working on.
+
+**Locks.** A process writes only while it holds the folder's job lock ``.lock``
+and its rank's ``.lock.rank{r}``: exclusively for a single run, a summary, a merge
+or a migration; shared by the ranks of one torchrun job (each holds its own rank
+lock exclusively). So a run beside a live torchrun job is refused, and so is a
+torchrun rank beside a live run; the OS drops a killed process's lock.
 """
 
 from __future__ import annotations
@@ -18,144 +33,379 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from smoothing._io import remove_stale_temps, temp_tag, write_atomic
+from smoothing._io import FolderLock, remove_stale_temps, temp_tag, write_atomic
+from smoothing.runs import _journal
+from smoothing.runs._checks import (
+    FOLDERS,
+    FORMAT,
+    FORMAT_VERSION,
+    KINDS,
+    MAP_IGNORES,
+    NOT_COMPARED,
+    RunInfo,
+    arrays_file,
+    arrays_name,
+    check_arrays,
+    check_blob,
+    check_record,
+    digest,
+    file_field,
+)
+from smoothing.runs._journal import RunFolderWarning, rank_results_path, result_files
 from smoothing.runs.config import DATASETS, GridPoint, RunConfig
 
 __all__ = [
+    "RunFolderWarning",
+    "RunLock",
+    "RunStore",
+    "Scan",
     "append_record",
     "check_output_dir",
+    "config_record",
     "read_config",
     "read_records",
     "repair_jsonl",
-    "config_record",
-    "open_output",
-    "save_arrays",
 ]
 
-_FORMAT = "segcertify.run"
-#: 2: the noise is drawn once per (sigma, n) and every tau is tested on those counts
-#: (version 1 drew it again for every tau, so its results differ for the same seed).
-_FORMAT_VERSION = 2
-_NOT_COMPARED = frozenset({"checkpoint", "data_root", "trust_program", "follow_symlinks"})
+#: The byte layer, under the names of earlier versions.
+append_record = _journal.append_line
+repair_jsonl = _journal.repair
 
 
+class RunLock:
+    """The locks a writer of a run folder holds: the job lock and its rank's lock.
 
-def save_arrays(path: Path, rank: int, **arrays: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    write_atomic(path, buf.getvalue(), tag=temp_tag(f".rank{rank}"))
-
-
-def append_record(path: Path, record: Mapping[str, Any]) -> None:
-    """Append one JSON line to ``path`` with a single ``os.write``, then fsync."""
-    line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        written = os.write(fd, line)
-        if written != len(line):
-            raise OSError(f"short write to '{path}' ({written} of {len(line)} bytes).")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def repair_jsonl(path: Path) -> int:
-    """Cut a trailing partial line (a write killed midway) off ``path``; bytes removed."""
-    if not path.is_file():
-        return 0
-    with open(path, "rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        end = size
-        while end > 0:  # scan back for the last newline, 64 kB at a time
-            start = max(0, end - (1 << 16))
-            f.seek(start)
-            chunk = f.read(end - start)
-            if end == size and chunk.endswith(b"\n"):
-                return 0
-            pos = chunk.rfind(b"\n")
-            if pos >= 0:
-                end = start + pos + 1
-                break
-            end = start
-        f.truncate(end)
-        f.flush()
-        os.fsync(f.fileno())
-    return size - end
-
-
-def _iter_lines(path: Path) -> Iterable[dict[str, Any]]:
-    with open(path, "rb") as f:
-        for line in f:
-            if not line.endswith(b"\n"):
-                break  # a partial last line: a write in progress or killed
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = None
-            if not _is_record(record):  # corrupt, or valid JSON that is no record
-                print(f"warning: skipping an unreadable line in '{path}'", file=sys.stderr)
-                continue
-            yield record
-
-
-#: Fields every record has (besides those of its kind), as :func:`summarize` reads them.
-_RECORD_FIELDS = ("input", "grid", "kind", "num_valid", "num_correct", "num_abstain",
-                  "intersection", "union")
-_KIND_FIELDS = {
-    "base": ("time_forward",),
-    "certify": ("sigma", "tau", "n", "n0", "alpha", "correction", "k", "radius", "sound",
-                "time_sampling", "time_testing"),
-}
-
-
-def _is_record(record: object) -> bool:
-    """Whether a parsed line is a result record (a JSON object with the fields read)."""
-    if not isinstance(record, dict) or record.get("kind") not in _KIND_FIELDS:
-        return False
-    if any(f not in record for f in (*_RECORD_FIELDS, *_KIND_FIELDS[record["kind"]])):
-        return False
-    index = record["input"]
-    return (isinstance(index, int) and not isinstance(index, bool) and index >= 0
-            and isinstance(record["grid"], str))
-
-
-def read_records(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All finished records of a run folder, from every ``results*.jsonl``, deduplicated.
-
-    A record is identified by ``(input, grid)``; the first occurrence wins, and a
-    partial last line of a file is ignored.
+    ``world_size == 1`` (a single run, a summary, a merge) takes ``.lock``
+    exclusively, rank ``r`` of a torchrun job shares it; either then takes
+    ``.lock.rank{r}`` exclusively. Both are released (and their files removed) by
+    :meth:`release`, also after an error.
     """
-    seen: dict[tuple[int, str], dict[str, Any]] = {}
-    for path in sorted(Path(out_dir).glob("results*.jsonl")):
-        for rec in _iter_lines(path):
-            seen.setdefault((int(rec["input"]), str(rec["grid"])), rec)
-    return list(seen.values())
+
+    def __init__(self, out: Path, rank: int = 0, world_size: int = 1) -> None:
+        self._job = FolderLock(out, ".lock", shared=world_size > 1)
+        self._rank = FolderLock(out, f".lock.rank{rank}")
+        self.exclusive = world_size == 1
+
+    def acquire(self) -> None:
+        """Take both locks or raise :class:`smoothing._io.FolderLockedError` (a ValueError)."""
+        self._job.acquire()
+        try:
+            self._rank.acquire()
+        except BaseException:
+            self._job.release()
+            raise
+
+    def release(self) -> None:
+        self._rank.release()
+        self._job.release()
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
-def read_config(out: Path) -> dict[str, Any]:
-    path = out / "config.json"
-    try:
-        blob = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ValueError(f"'{path}' is not a readable run configuration: {err}") from err
-    if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
-        raise ValueError(f"'{path}' is not a segcertify run configuration.")
-    return blob
+@dataclass(frozen=True)
+class Scan:
+    """What :meth:`RunStore.scan` found: the run, its usable records, how many were not.
+
+    Attributes
+    ----------
+    info : RunInfo
+        The checked ``config.json``.
+    records : list of dict
+        One checked record per (input, grid point), the first usable one of the
+        files (``results.jsonl``, then the rank files), in file order.
+    skipped : int
+        Lines and records skipped with a warning (not JSON, failing a check, or
+        with a missing or broken ``.npz`` file).
+    """
+
+    info: RunInfo
+    records: list[dict[str, Any]]
+    skipped: int
+
+
+class RunStore:
+    """The reader and writer of one run folder (see the module's docstring).
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The run folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     RunStore(d).is_run()
+    False
+    """
+
+    def __init__(self, out: str | os.PathLike[str]) -> None:
+        self.out = Path(out)
+        self._digest: str | None = None
+
+    # ----------------------------------------------------------------- config
+    @property
+    def config_path(self) -> Path:
+        return self.out / "config.json"
+
+    def is_run(self) -> bool:
+        """Whether the folder holds a ``config.json``."""
+        return self.config_path.is_file()
+
+    def info(self) -> RunInfo:
+        """The checked ``config.json`` (ValueError naming the file and the problem)."""
+        path = self.config_path
+        try:
+            blob = json.loads(path.read_bytes())
+        except (OSError, ValueError, RecursionError) as err:
+            raise ValueError(f"'{path}' is not a readable run configuration: {err}") from err
+        return check_blob(blob, path)
+
+    def check_resume(self, blob: Mapping[str, Any]) -> bool:
+        """Whether a run with ``config.json`` content ``blob`` may write here: resume?
+
+        Returns ``True`` if the folder holds the same run (a resume), ``False`` if it
+        is new (absent, or empty of results). Writes nothing. A run extended with
+        more inputs (a larger ``num_inputs``, nothing else changed) is a resume
+        (:func:`_grows_inputs`).
+
+        Raises
+        ------
+        ValueError
+            If the folder is a file, holds results without a ``config.json``, holds
+            a run of format 1, of another kind or with other options (named), or
+            its ``config.json`` fails its checks.
+        """
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"`out` '{out}' exists and is not a directory.")
+        if not self.config_path.exists():
+            # config.json is written before any results: re-check it (another rank may
+            # have just started this run)
+            if self._holds_results() and not self.config_path.exists():
+                raise ValueError(f"'{out}' holds results but no config.json (an older "
+                                 "segcertify's or another program's); use another `out`.")
+            return False
+        old = self.info()
+        if old.version < 2:
+            raise ValueError(
+                f"'{out}' holds a run of an older segcertify (run format version "
+                f"{old.version}; this version writes {FORMAT_VERSION}: one sampling per "
+                "(sigma, n) shared by every tau, so the results for the same seed differ); "
+                "it cannot be resumed: choose another `out` (`summarize` still reads it).")
+        kind = blob.get("kind", "certify")
+        if old.kind != kind:
+            raise ValueError(f"'{out}' holds a {old.kind.replace('_', '-')} run, not a "
+                             f"{kind.replace('_', '-')} run; choose another `out`.")
+        old_config, old_derived = dict(old.blob["config"]), dict(old.blob["derived"])
+        if _grows_inputs(old.blob, blob):
+            old_config["num_inputs"] = blob["config"]["num_inputs"]
+            old_derived["dataset_size"] = blob["derived"]["dataset_size"]
+        new_config = dict(blob["config"])
+        if kind == "radius_maps":
+            for key in MAP_IGNORES:
+                old_config.pop(key, None)
+                new_config.pop(key, None)
+        diffs = _differences(old_config, new_config)
+        diffs += _differences(old_derived, blob["derived"])
+        diffs += _differences({"radius_maps": old.blob.get("radius_maps")},
+                              {"radius_maps": blob.get("radius_maps")})
+        if diffs:
+            raise ValueError(
+                f"'{out}' holds a run with other options ({'; '.join(diffs)}); resume with "
+                "the same options or choose another `out`.")
+        return True
+
+    def _holds_results(self) -> bool:
+        if not self.out.is_dir():
+            return False
+        if result_files(self.out) or (self.out / "radius_maps.csv").exists():
+            return True
+        return any(any((self.out / f).glob("*.npz")) for f in set(FOLDERS.values()))
+
+    def lock(self, *, rank: int = 0, world_size: int = 1) -> RunLock:
+        """The locks to hold while writing (not taken yet: ``with store.lock(): ...``)."""
+        return RunLock(self.out, rank, world_size)
+
+    def open(self, blob: Mapping[str, Any], *, rank: int = 0, world_size: int = 1) -> bool:
+        """Prepare the folder for writing (the caller holds :meth:`lock`); resumed?
+
+        Checks it (:meth:`check_resume`), writes ``config.json`` for a new run or one
+        extended with more inputs, migrates a folder of format 2 to format 3 when
+        this is a single writer, cuts a torn last line off the files it may append
+        to and removes the temporary files of dead processes.
+        """
+        resumed = self.check_resume(blob)
+        exclusive = world_size == 1
+        for folder in {FOLDERS[k] for k in KINDS[blob.get("kind", "certify")]}:
+            (self.out / folder).mkdir(parents=True, exist_ok=True)
+        old = self.info() if resumed else None
+        if old is not None and old.version < FORMAT_VERSION and exclusive:
+            self._migrate(old)
+            old = self.info()
+        grown = old is not None and old.config["num_inputs"] != blob["config"]["num_inputs"]
+        if old is None or grown:  # a new run, or one extended: (re)write its options
+            new = {**blob, "format_version": FORMAT_VERSION, "digest": digest(blob)}
+            if old is not None and old.version < FORMAT_VERSION:  # ranks: keep the format
+                new = {k: v for k, v in new.items() if k != "digest"}
+                new["format_version"] = old.version
+            self._write(self.config_path, _dumps(new), rank)
+        self._digest = digest(blob)
+        files = result_files(self.out) if exclusive else [
+            rank_results_path(self.out, rank, world_size)]
+        for path in files:  # nobody else appends to these now
+            _journal.repair(path)
+        self.clean_temps(rank=None if exclusive else rank)
+        return resumed
+
+    def _migrate(self, old: RunInfo) -> None:
+        """Format 2 -> 3: stamp every good record with the digest, then config.json.
+
+        Lines that fail their checks are kept as they are (they stay skipped); a
+        crash meanwhile leaves a folder that still reads as format 2 and migrates
+        again.
+        """
+        for path in result_files(self.out):
+            _journal.repair(path)
+            lines = []
+            for raw in path.read_bytes().split(b"\n")[:-1]:
+                rec, _ = _journal.parse_line(raw)
+                if (rec is not None and "config_digest" not in rec
+                        and check_record(rec, old) is None):
+                    raw = json.dumps({**rec, "config_digest": old.digest},
+                                     separators=(",", ":")).encode()
+                lines.append(raw + b"\n")
+            self._write(path, b"".join(lines), 0)
+        blob = {**old.blob, "format_version": FORMAT_VERSION, "kind": old.kind}
+        blob["digest"] = digest(blob)
+        self._write(self.config_path, _dumps(blob), 0)
+
+    # ----------------------------------------------------------------- records
+    def scan(self, *, arrays: bool = True) -> Scan:
+        """Replay the results files: the usable records, checked (see :class:`Scan`).
+
+        ``arrays=False`` does not look at the ``.npz`` files.
+        """
+        info = self.info()
+        seen: dict[tuple[int, str], dict[str, Any]] = {}
+        skipped: list[tuple[int, str]] = []
+        for path in result_files(self.out):
+            for number, rec in _journal.read_objects(path, skipped):
+                why = check_record(rec, info)
+                key = (rec["input"], rec["grid"]) if why is None else None
+                if key in seen:
+                    continue  # a duplicate: the first usable one counts
+                if why is None and arrays:
+                    why = check_arrays(self.out, rec, info)
+                if why is not None:
+                    _journal.skip(path, number, why)
+                    skipped.append((number, why))
+                    continue
+                seen[key] = rec  # type: ignore[index]
+        return Scan(info, list(seen.values()), len(skipped))
+
+    def records(self) -> list[dict[str, Any]]:
+        """The usable records (:meth:`scan`)."""
+        return self.scan().records
+
+    def done(self) -> set[tuple[int, str]]:
+        """``(input, grid)`` of every usable record: what a resume skips."""
+        return {(r["input"], r["grid"]) for r in self.records()}
+
+    def add(self, record: Mapping[str, Any], arrays: Mapping[str, np.ndarray], *,
+            rank: int = 0, world_size: int = 1) -> dict[str, Any]:
+        """Write one finished pair: its ``.npz`` file, then its record; the record.
+
+        The caller holds :meth:`lock` and has called :meth:`open`. The record gets
+        the file's name and size, the run's digest and ``rank``.
+        """
+        if self._digest is None:
+            raise RuntimeError("RunStore.add before RunStore.open")
+        kind = record["kind"]
+        rel = arrays_name(kind, record["input"], record["grid"])
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        data = buf.getvalue()
+        self._write(self.out / rel, data, rank)
+        full = {**record, file_field(kind): rel, "labels_bytes": len(data),
+                "config_digest": self._digest, "rank": rank}
+        _journal.append_line(rank_results_path(self.out, rank, world_size), full)
+        return full
+
+    def load_arrays(self, record: Mapping[str, Any],
+                    names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """The arrays of a checked record's ``.npz`` file (all, or ``names`` where
+        present), read with ``allow_pickle=False``.
+
+        Raises
+        ------
+        OSError, ValueError, KeyError, EOFError
+            If the file cannot be read (the caller names it and goes on).
+        """
+        with np.load(self.out / arrays_file(record), allow_pickle=False) as z:
+            wanted = z.files if names is None else [k for k in names if k in z.files]
+            return {k: z[k] for k in wanted}
+
+    # ----------------------------------------------------------------- other files
+    def write_text(self, name: str, text: str, *, locked: bool = False) -> Path:
+        """Write ``OUT/name`` atomically; under the exclusive lock unless ``locked``
+        (the caller holds it). Stale temporary files are removed first."""
+        path = self.out / name
+        if locked:
+            self._write(path, text.encode(), 0)
+            return path
+        with self.lock():
+            self.clean_temps()
+            self._write(path, text.encode(), 0)
+        return path
+
+    def write_bytes(self, name: str, data: bytes, *, rank: int = 0) -> Path:
+        """Write ``OUT/name`` atomically (the caller holds :meth:`lock`)."""
+        path = self.out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._write(path, data, rank)
+        return path
+
+    def clean_temps(self, *, rank: int | None = None) -> int:
+        """Remove temporary files of dead processes (and this one's); how many.
+
+        ``rank=None`` (the caller holds the exclusive lock): every such file of the
+        folder; otherwise only those of ``rank`` (the other ranks may be writing).
+        """
+        removed = 0
+        for folder in (self.out, *(self.out / f for f in ("labels", "radius_maps", "figures"))):
+            if not folder.is_dir():
+                continue
+            removed += remove_stale_temps(folder, f".rank{rank or 0}")
+            if rank is None:
+                removed += remove_stale_temps(folder)
+        return removed
+
+    def _write(self, path: Path, data: bytes, rank: int) -> None:
+        write_atomic(path, data, temp_tag(f".rank{rank}"))
+
+
+def _dumps(blob: Mapping[str, Any]) -> bytes:
+    return (json.dumps(blob, indent=2) + "\n").encode()
 
 
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     diffs = []
     for key in sorted(set(old) | set(new)):
-        if key in _NOT_COMPARED:
+        if key in NOT_COMPARED:
             continue
         a, b = old.get(key), new.get(key)
         if a != b:
@@ -187,86 +437,44 @@ def _grows_inputs(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
         {**da, "dataset_size": size_b}, db)
 
 
+# --------------------------------------------------------------------------- functions
+def read_config(out: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checked content of ``OUT/config.json`` (ValueError if it fails a check)."""
+    return RunStore(out).info().blob
+
+
+def read_records(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The usable records of a run folder, from every ``results*.jsonl``, deduplicated.
+
+    A record is identified by ``(input, grid)``; the first usable occurrence wins.
+    A torn last line is ignored; any other line, record or label file that fails a
+    check is skipped with a :class:`RunFolderWarning` (:meth:`RunStore.scan`).
+    """
+    return RunStore(out_dir).records()
+
+
 def check_output_dir(out_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> bool:
-    """Check that a run with ``record`` (its ``config.json``) may write to ``out_dir``.
-
-    Returns ``True`` if ``out_dir`` holds the same run (a resume), ``False`` if it is
-    new (absent or empty of results). Writes nothing. A run extended with more inputs
-    (a larger ``num_inputs``, nothing else changed) is a resume
-    (:func:`_grows_inputs`).
-
-    Raises
-    ------
-    ValueError
-        If ``out_dir`` is a file, holds results without a ``config.json``, or holds a
-        run with other options (the message names them).
-    """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"`out` '{out}' exists and is not a directory.")
-    if not (out / "config.json").exists():
-        # config.json is written before any results: re-check it (another rank may
-        # have just started this run)
-        if (out.is_dir() and any(out.glob("results*.jsonl"))
-                and not (out / "config.json").exists()):
-            raise ValueError(f"'{out}' holds results but no config.json; use another `out`.")
-        return False
-    old = read_config(out)
-    if old.get("format_version") != _FORMAT_VERSION:
-        raise ValueError(
-            f"'{out}' holds a run of an older segcertify (run format version "
-            f"{old.get('format_version')}; this version writes {_FORMAT_VERSION}: one "
-            "sampling per (sigma, n) shared by every tau, so the results for the same seed "
-            "differ); it cannot be resumed: choose another `out` (`summarize` still reads it)."
-        )
-    old_config, old_derived = old.get("config", {}), old.get("derived", {})
-    if _grows_inputs(old, record):
-        old_config = {**old_config, "num_inputs": record["config"]["num_inputs"]}
-        old_derived = {**old_derived, "dataset_size": record["derived"]["dataset_size"]}
-    diffs = _differences(old_config, record["config"])
-    diffs += _differences(old_derived, record["derived"])
-    if diffs:
-        raise ValueError(
-            f"'{out}' holds a run with other options ({'; '.join(diffs)}); resume with the "
-            "same options or choose another `out`."
-        )
-    return True
-
-
-
-
-def open_output(out: Path, record: Mapping[str, Any], rank: int, world_size: int) -> bool:
-    """Check/create the run folder for rank ``rank`` and clean its leftovers; resumed?
-
-    Writes ``config.json`` for a new run or one extended with more inputs, cuts a torn
-    last line off the rank's results file and removes stale temporary files.
-    """
-    from smoothing.runs.shards import rank_results_path
-
-    resumed = check_output_dir(out, record)
-    (out / "labels").mkdir(parents=True, exist_ok=True)
-    recorded = read_config(out).get("config", {}) if resumed else {}
-    if not resumed or recorded.get("num_inputs") != record["config"].get("num_inputs"):
-        # a new run, or one extended with more inputs: (re)write its options
-        write_atomic(out / "config.json", (json.dumps(record, indent=2) + "\n").encode(),
-                     temp_tag(f".rank{rank}"))
-    repair_jsonl(rank_results_path(out, rank, world_size))
-    for folder in (out, out / "labels"):  # only this process's or dead ones' temps
-        remove_stale_temps(folder, f".rank{rank}")
-    return resumed
+    """Whether a run with ``config.json`` content ``record`` resumes ``out_dir``
+    (:meth:`RunStore.check_resume`); writes nothing."""
+    return RunStore(out_dir).check_resume(record)
 
 
 def config_record(cfg: RunConfig, sha: str, num_classes: int, layout: str, kind: str,
-                   size: int, grid: list[GridPoint], device: torch.device) -> dict[str, Any]:
+                  size: int, grid: Iterable[GridPoint], device: Any) -> dict[str, Any]:
+    """The content of a certify run's ``config.json`` (:meth:`RunStore.open` adds its
+    digest when it writes it)."""
     try:
         from importlib.metadata import version
 
         pkg_version = version("segcertify")
     except Exception:  # pragma: no cover - not installed
         pkg_version = None
+    import torch
+
     return {
-        "format": _FORMAT,
-        "format_version": _FORMAT_VERSION,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": "certify",
         "config": cfg.to_dict(),
         "derived": {"checkpoint_sha256": sha, "num_classes": num_classes, "layout": layout,
                     "input_kind": kind, "dataset_size": size,
@@ -275,4 +483,3 @@ def config_record(cfg: RunConfig, sha: str, num_classes: int, layout: str, kind:
                     "segcertify": pkg_version,
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds")},
     }
-

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from smoothing._io import write_atomic
 from smoothing._labels import HEADERS, HEURISTIC_FOOTNOTE, is_unsound, soundness_note
 from smoothing.metrics import iou_pair_sum, miou_pooled
+from smoothing.runs._journal import RunFolderWarning
 from smoothing.runs.config import fmt_value
-from smoothing.runs.store import read_config, read_records
+from smoothing.runs.store import RunStore
 
 __all__ = ["SHARED_SAMPLING_NOTE", "SUMMARY_COLUMNS", "Summary", "summarize", "write_summary"]
 
@@ -41,10 +41,14 @@ class Summary:
         Keys :data:`SUMMARY_COLUMNS`.
     header : str
         One line naming the model, the data set and the sampler.
+    skipped : int, default 0
+        Lines and records of the run folder left out because they failed their
+        checks (each was warned about); the Markdown table says so under it.
     """
 
     rows: tuple[dict[str, Any], ...]
     header: str
+    skipped: int = 0
 
     def to_csv(self) -> str:
         """The rows as CSV text (``summary.csv``)."""
@@ -81,7 +85,16 @@ class Summary:
             lines += ["", HEURISTIC_FOOTNOTE]
         if _shares_sampling(self.rows):
             lines += ["", SHARED_SAMPLING_NOTE]
+        if self.skipped:
+            lines += ["", skipped_note(self.skipped)]
         return "\n".join(lines) + "\n"
+
+
+def skipped_note(skipped: int) -> str:
+    """The note under a table that leaves out ``skipped`` bad lines or records."""
+    return (f"{skipped} line{'s' if skipped != 1 else ''} of the results failed their checks "
+            "and are not counted (see the warnings); resume the run (its `certify` command "
+            "again) to compute those (input, grid point) pairs anew.")
 
 
 #: The note under a table whose rows of several tau share one sampling per (sigma, n).
@@ -138,8 +151,11 @@ def _summary_row(records: list[dict[str, Any]], config: Mapping[str, Any]) -> di
 def summarize(out_dir: str | os.PathLike[str]) -> Summary:
     """Rebuild the summary table of a run folder from its saved results.
 
-    Reads ``config.json`` and every ``results*.jsonl`` (all ranks), deduplicated by
-    (input, grid point). Accuracy and % abstain are pooled over all non-ignored
+    Reads the checked records of the folder (:meth:`RunStore.scan`: every
+    ``results*.jsonl`` of all ranks, deduplicated by (input, grid point), each record
+    agreeing with ``config.json`` and with its label file in place; the others are
+    skipped with a warning and counted in :attr:`Summary.skipped`). Accuracy and
+    % abstain are pooled over all non-ignored
     components; ``miou`` averages the IoU over (input, class) pairs with a non-empty
     union (App. A.1 of the paper), ``miou_dataset`` over classes of the summed
     confusion matrix; times are means per input.
@@ -147,15 +163,20 @@ def summarize(out_dir: str | os.PathLike[str]) -> Summary:
     Raises
     ------
     ValueError
-        If the folder has no ``config.json`` or no results.
+        If the folder has no valid ``config.json``, is no certify run, or has no
+        usable results.
     """
     out = Path(out_dir)
     if not out.is_dir():
         raise ValueError(f"`out` '{out}' is not a directory.")
-    blob = read_config(out)
-    records = read_records(out)
+    scan = RunStore(out).scan()
+    blob, records = scan.info.blob, scan.records
+    if scan.info.kind != "certify":
+        raise ValueError(f"'{out}' holds radius maps, not a certify run; their table is "
+                         "radius_maps.csv.")
     if not records:
-        raise ValueError(f"'{out}' holds no finished results yet.")
+        extra = f" ({scan.skipped} skipped, see the warnings)" if scan.skipped else ""
+        raise ValueError(f"'{out}' holds no finished results yet{extra}.")
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in sorted(records, key=lambda r: int(r["input"])):
         groups.setdefault(r["grid"], []).append(r)
@@ -168,13 +189,31 @@ def summarize(out_dir: str | os.PathLike[str]) -> Summary:
         f"model `{model}` · dataset `{config['dataset']}` ({config['split']}) · sampler "
         f"`{config['sampler']}` · alpha = {config['alpha']} · seed {config['seed']}"
     )
-    return Summary(tuple(rows), header)
+    return Summary(tuple(rows), header, scan.skipped)
 
 
 def write_summary(out_dir: str | os.PathLike[str], summary: Summary) -> tuple[Path, Path]:
-    """Write ``summary.csv`` and ``summary.md`` (atomically); returns their paths."""
-    out = Path(out_dir)
-    paths = out / "summary.csv", out / "summary.md"
-    write_atomic(paths[0], summary.to_csv().encode(), f".{os.getpid()}")
-    write_atomic(paths[1], summary.to_markdown().encode(), f".{os.getpid()}")
+    """Write ``summary.csv`` and ``summary.md`` atomically; returns their paths.
+
+    Takes the folder's exclusive lock (so never while a run writes there) and
+    removes dead processes' temporary files first. A summary that leaves out bad
+    records warns with their count (and its Markdown says so).
+
+    Raises
+    ------
+    smoothing._io.FolderLockedError
+        (a ValueError) If a run holds the folder.
+    """
+    import warnings
+
+    store = RunStore(out_dir)
+    if summary.skipped:
+        warnings.warn(f"the summary of '{store.out}' leaves out {summary.skipped} bad "
+                      "line(s) or record(s) of its results (warned about above); resume the "
+                      "run to recompute those pairs.", RunFolderWarning,
+                      stacklevel=2)
+    with store.lock():
+        store.clean_temps()
+        paths = (store.write_text("summary.csv", summary.to_csv(), locked=True),
+                 store.write_text("summary.md", summary.to_markdown(), locked=True))
     return paths
