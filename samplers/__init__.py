@@ -32,6 +32,10 @@ from samplers._base import Sampler
 from samplers._gaussian import GaussianL2
 from samplers._laplace import LaplaceL1
 from samplers._lattice import LatticeGaussian
+from samplers._quantized import Quantized
 from samplers._rotation import Rotation3D, RotationZ
 
-__all__ = ["GaussianL2", "LaplaceL1", "LatticeGaussian", "Rotation3D", "RotationZ", "Sampler"]
+__all__ = [
+    "GaussianL2", "LaplaceL1", "LatticeGaussian", "Quantized", "Rotation3D", "RotationZ",
+    "Sampler",
+]
