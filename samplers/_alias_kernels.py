@@ -151,20 +151,21 @@ def grid_base(src, levels, K, probe):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def quantized_draw(state, coarse, c_slot_bits, c_low_bits, off_bits, nbins, residual,
+def quantized_draw(state, coarse, c_slot_bits, c_low_bits, off_bits, nbins, down, residual,
                    r_slot_bits, r_low_bits, r_bits, base, levels,
                    out):  # pragma: no cover - numba
     """``out[i] = (base[i % base.size] + idx_i) / levels``, with fresh draws from ``state``.
 
     Each coordinate takes one 63-bit integer ``b`` (xoshiro256** from ``state``,
-    advanced in place): its top bits pick a bin from the ``coarse`` alias table,
-    its lowest ``off_bits`` bits the index ``idx`` within the bin; the outcome
-    ``nbins`` of ``coarse`` (the residual, rare) takes ``idx`` from the ``residual``
-    table and the top ``r_bits`` bits of the next integer (see
-    :class:`samplers._qtable.Table`). ``base`` (from :func:`grid_base`) is read
-    cyclically: a batch of copies of one input passes that input once. The output
-    is one float64 division, cast to ``out``'s dtype: a fixed function of the
-    integer grid index ``m + idx - K``.
+    advanced in place). Its lowest ``2 off_bits`` bits are two positions ``u1, u2``
+    in a bin, the others pick from the ``coarse`` alias table: bin ``c`` flat
+    (``c < nbins``: position ``u1``), bin ``c - nbins`` ramp (position
+    ``max(u1, u2)``, mirrored where ``down``), or the residual (``2 nbins``, rare:
+    ``idx`` from the ``residual`` table and the top ``r_bits`` bits of the next
+    integer). See :class:`samplers._qtable.Table`. ``base`` (from
+    :func:`grid_base`) is read cyclically: a batch of copies of one input passes
+    that input once. The output is one float64 division, cast to ``out``'s dtype:
+    a fixed function of the integer grid index ``m + idx - K``.
     """
     offmask = (np.int64(1) << off_bits) - 1
     scale = np.float64(levels)
@@ -174,9 +175,15 @@ def quantized_draw(state, coarse, c_slot_bits, c_low_bits, off_bits, nbins, resi
     for i in range(out.size):
         r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
         b = np.int64(r >> np.uint64(1))  # uniform on [0, 2**63)
-        c = _alias_pick(b >> off_bits, coarse, c_slot_bits, c_low_bits)
-        if c < nbins:
-            idx = (c << off_bits) | (b & offmask)
+        c = _alias_pick(b >> (2 * off_bits), coarse, c_slot_bits, c_low_bits)
+        if c < 2 * nbins:  # branch-free between flat and ramp
+            u1 = b & offmask
+            u2 = (b >> off_bits) & offmask
+            ramp = c >= nbins
+            c -= ramp * nbins
+            u = u1 + ramp * (max(u1, u2) - u1)
+            u ^= (ramp * down[c]) * offmask  # mirrored ramp: B - 1 - u
+            idx = (c << off_bits) | u
         else:
             r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
             idx = _alias_pick(np.int64(r >> np.uint64(64 - r_bits)), residual, r_slot_bits,

@@ -55,30 +55,35 @@ _PI = Decimal("3.14159265358979323846264338327950288419716939937510582097494")
 class Table:
     """Two-level integer alias table of ``K = round(eps / h)`` on ``[-K, K]``.
 
-    Index ``i`` stands for ``k = i - K``. With integer targets ``t_i`` (units of
-    ``2**-63``, summing to ``2**63``) and bins of ``B = 2**off_bits`` consecutive
-    indices, bin ``c`` keeps a flat part ``l_c <= min_{i in c} t_i`` and the
-    rest ``r_i = t_i - l_c`` goes to a residual law of total ``2**r_bits``:
+    Index ``i`` stands for ``k = i - K``; ``t_i`` are the integer targets (units of
+    ``2**-63``, summing to ``2**63``). The indices are cut into ``nbins`` bins of
+    ``B = 2**off_bits`` (the last one padded with zeros); bin ``c`` splits exactly
+    into a flat part (``l_c`` at every index, ``l_c`` a multiple of ``B``), a ramp
+    (``rho_c (2j + 1)`` at position ``j`` of the bin, counted from its high end where
+    ``down[c]``) and the rest ``r_i >= 0``, which sums to ``2**r_bits`` over all bins:
 
-    * ``coarse``: alias table over the outcomes ``0..nbins`` (bin ``c`` with target
-      ``l_c``, outcome ``nbins`` = the residual with target ``2**r_bits / B``),
-      total ``2**(63 - off_bits)``; a draw's lowest ``off_bits`` bits, uniform and
-      independent of the rest, pick the index within a bin;
-    * ``residual``: alias table over the indices with targets ``r_i``, drawn (from
-      a second integer) only when the coarse table says so (``residual_mass`` of
-      the draws: a fraction of a percent).
+    * ``coarse``: alias table over ``2 nbins + 1`` outcomes in units of
+      ``B**2 2**-63`` (flat ``c``: ``l_c / B``; ramp ``c``: ``rho_c``; the residual:
+      ``2**r_bits / B**2``). A draw's lowest ``2 off_bits`` bits are two uniform
+      positions ``u1, u2`` in the bin, independent of the rest: the flat part takes
+      ``u1`` (probability ``1/B`` each), the ramp ``max(u1, u2)`` (probability
+      ``(2j + 1) / B**2``);
+    * ``residual``: alias table over the indices with targets ``r_i``, drawn from a
+      second integer only when the coarse table says so (``residual_mass`` of the
+      draws: the bins' curvature, about 1e-5 at 16 bits).
 
-    So ``P(i) = l_c / 2**63 + r_i / 2**63 = t_i / 2**63`` exactly; the coarse table
-    (at most 2**12 slots) stays in cache whatever the support's size. ``B = 1``
-    (small supports) is a plain alias table. ``packed`` entries are
+    So ``P(i) = (B l_c / B + rho_c (2j + 1) + r_i) / 2**63 = t_i / 2**63`` exactly,
+    and the coarse table (at most 2**12 slots) stays in cache whatever the support's
+    size. ``B = 1`` (small supports) is a plain alias table. ``packed`` entries are
     ``(threshold << slot_bits) | alias`` (:func:`samplers._alias_kernels.alias_table`).
-    ``got`` is the exact sampled law over the ``2K + 1`` indices in units of
-    ``2**-63``; ``tv`` bounds its total-variation distance to ``round(eps / h)``.
+    ``got`` is the law recomputed from the tables over the ``2K + 1`` indices (it
+    equals ``t``); ``tv`` bounds its total-variation distance to ``round(eps / h)``.
     """
 
     K: int
     off_bits: int
     nbins: int
+    down: np.ndarray  # uint8 per bin: its ramp falls
     coarse: np.ndarray
     c_slot_bits: int
     c_low_bits: int
@@ -227,50 +232,80 @@ def _build(p_hat: np.ndarray, err: np.ndarray, K: int, tail: float) -> Table:
     mode = (1 << DRAW_BITS) - 2 * int(half.sum(dtype=np.int64))
     if not 0 < mode < (1 << DRAW_BITS):  # pragma: no cover - invariant
         raise RuntimeError("the rounded pmf does not sum to one")
-    off_bits = 0
-    while -(-size // (1 << off_bits)) + 1 > COARSE_SLOTS:
-        off_bits += 1
-    B = 1 << off_bits
+    s = 0
+    while 2 * -(-size // (1 << s)) + 1 > COARSE_SLOTS:
+        s += 1
+    B = 1 << s
     nbins = -(-size // B)
     target = np.zeros(nbins * B, dtype=np.int64)
     target[:K] = half[::-1]
     target[K] = mode
     target[K + 1 : size] = half
-    flat = target.reshape(nbins, B).min(axis=1)
+    flat, ramp, down, res = _split_bins(target.reshape(nbins, B))
+    # the residual's total must be a power of two >= B**2: lower flat parts by B
+    rest = int(res.sum(dtype=np.uint64))
     r_slot_bits = _bits_for(nbins * B)
-    if B == 1:
-        r_bits = r_slot_bits  # no residual: a zero table never drawn from
-    else:
-        rest = (1 << DRAW_BITS) - B * int(flat.sum(dtype=np.uint64))
-        r_bits = max(rest.bit_length(), off_bits, r_slot_bits)
-        cut = ((1 << r_bits) - rest) // B  # lower the flat parts so the rest is 2**r_bits
+    r_bits = max((rest - 1).bit_length(), 2 * s, r_slot_bits) if rest else r_slot_bits
+    if rest:
+        cut = ((1 << r_bits) - rest) >> (2 * s)  # in units of B per index of one bin
         for c in np.argsort(flat, kind="stable")[::-1]:
+            d = min(int(flat[c]) >> s, cut)
+            flat[c] -= d << s
+            res[c] += d << s
+            cut -= d
             if not cut:
                 break
-            d = min(int(flat[c]), cut)
-            flat[c] -= d
-            cut -= d
-    res = target - np.repeat(flat, B)
-    res_total = int(res.sum(dtype=np.uint64))
-    c_slot_bits = _bits_for(nbins + 1)
+    c_slot_bits = _bits_for(2 * nbins + 1)
+    c_low_bits = DRAW_BITS - 2 * s - c_slot_bits
     c_target = np.zeros(1 << c_slot_bits, dtype=np.int64)
-    c_target[:nbins] = flat
-    c_target[nbins] = res_total >> off_bits
-    coarse, c_got = alias_table(c_target, c_slot_bits, DRAW_BITS - off_bits - c_slot_bits)
+    c_target[:nbins] = flat >> s
+    c_target[nbins : 2 * nbins] = ramp
+    c_target[2 * nbins] = (1 << r_bits) >> (2 * s) if rest else 0
+    coarse, c_got = alias_table(c_target, c_slot_bits, c_low_bits)
     r_target = np.zeros(1 << r_slot_bits, dtype=np.int64)
-    r_target[: res.size] = res
-    if B == 1:
+    r_target[: nbins * B] = _unflip(res, down).reshape(-1)
+    if not rest:
         r_target[0] = 1 << r_bits  # placeholder law; the coarse table never picks it
     residual, r_got = alias_table(r_target, r_slot_bits, r_bits - r_slot_bits)
-    got = np.repeat(c_got[:nbins], B) + (r_got[: nbins * B] if B > 1 else 0)
-    if not (res_total == (1 << r_bits) or B == 1) or not (
-            np.array_equal(c_got, c_target) and np.array_equal(r_got, r_target)
-            and np.array_equal(got, target)):  # pragma: no cover - invariant
-        raise RuntimeError("alias table construction lost probability mass")
+    # the law the two tables draw, recomputed from them
+    j = np.arange(B, dtype=np.int64)
+    per_bin = (c_got[:nbins, None] << s) + c_got[nbins : 2 * nbins, None] * (2 * j + 1)
+    got = _unflip(per_bin, down).reshape(-1) + (r_got[: nbins * B] if rest else 0)
+    ok = (np.array_equal(c_got, c_target) and np.array_equal(r_got, r_target)
+          and np.array_equal(got, target))
+    if not ok or (rest and int(r_target.sum(dtype=np.uint64)) != 1 << r_bits):
+        raise RuntimeError("alias table construction lost probability mass")  # pragma: no cover
     tv = (K * 2.0**-DRAW_BITS + 2 * float(err[1:].sum()) + tail) * (1 + 1e-9)
-    return Table(K, off_bits, nbins, coarse, c_slot_bits, DRAW_BITS - off_bits - c_slot_bits,
+    return Table(K, s, nbins, down.astype(np.uint8), coarse, c_slot_bits, c_low_bits,
                  residual, r_slot_bits, r_bits - r_slot_bits, r_bits, got[:size].copy(),
-                 res_total / 2.0**DRAW_BITS, tv)
+                 (1 << r_bits) / 2.0**DRAW_BITS if rest else 0.0, tv)
+
+
+def _split_bins(T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per bin (row of ``T``): flat part (a multiple of B), ramp, direction, rest >= 0.
+
+    Rows are flipped where they fall (``down``), so that the ramp
+    ``rho (2j + 1)`` rises along the flipped row; ``rest`` is returned flipped too.
+    """
+    B = T.shape[1]
+    down = T[:, 0] > T[:, -1]
+    F = _unflip(T, down)  # flipping is its own inverse
+    odd = 2 * np.arange(B, dtype=np.int64) + 1
+    # ramp: the rise per step, halved (rho (2j + 1) rises by 2 rho a step) ...
+    rise = (F[:, 1:] - F[:, :1]) // (odd[1:] - 1) if B > 1 else np.zeros((len(F), 1), np.int64)
+    ramp = np.maximum(rise.min(axis=1), 0)
+    below = (F - ramp[:, None] * odd).min(axis=1)
+    # ... unless the row bends so much that the ramp alone would overshoot it
+    fallback = (F // odd).min(axis=1)
+    ramp = np.where(below < 0, fallback, ramp)
+    below = np.where(below < 0, (F - ramp[:, None] * odd).min(axis=1), below)
+    flat = (below // B) * B
+    return flat, ramp, down, F - flat[:, None] - ramp[:, None] * odd
+
+
+def _unflip(T: np.ndarray, down: np.ndarray) -> np.ndarray:
+    """``T`` with the rows where ``down`` reversed."""
+    return np.where(down[:, None], T[:, ::-1], T)
 
 
 def _bits_for(n: int) -> int:

@@ -302,7 +302,7 @@ def _draw_cpu(x: torch.Tensor, src: torch.Tensor, generator: torch.Generator | N
         return out, int(bad)
     seeds = torch.empty(2, dtype=torch.int64).random_(generator=generator)
     state = xoshiro_seed(int(seeds[0]), int(seeds[1]))
-    quantized_draw(state, t.coarse, t.c_slot_bits, t.c_low_bits, t.off_bits, t.nbins,
+    quantized_draw(state, t.coarse, t.c_slot_bits, t.c_low_bits, t.off_bits, t.nbins, t.down,
                    t.residual, t.r_slot_bits, t.r_low_bits, t.r_bits, base, levels,
                    out.reshape(-1).numpy())
     return out, 0
@@ -327,10 +327,17 @@ def _draw_torch(x: torch.Tensor, src: torch.Tensor, generator: torch.Generator |
     bad = int(((m.to(torch.float64) / levels).to(x.dtype)).ne(src).sum())
     bits = torch.empty(x.shape, dtype=torch.int64, device=dev).view(-1, src.numel())
     bits.random_(generator=generator)  # uniform on [0, 2**63)
-    c = _alias_pick(bits >> t.off_bits, torch.as_tensor(t.coarse, device=dev), t.c_slot_bits,
+    s, mask = t.off_bits, (1 << t.off_bits) - 1
+    c = _alias_pick(bits >> (2 * s), torch.as_tensor(t.coarse, device=dev), t.c_slot_bits,
                     t.c_low_bits)
-    idx = (c << t.off_bits) | (bits & ((1 << t.off_bits) - 1))
-    where = c == t.nbins
+    ramp = (c >= t.nbins) & (c < 2 * t.nbins)
+    c = torch.where(ramp, c - t.nbins, c)
+    u1, u2 = bits & mask, (bits >> s) & mask
+    u = torch.where(ramp, torch.maximum(u1, u2), u1)
+    down = torch.as_tensor(t.down, device=dev).to(torch.int64)
+    u ^= (ramp & (down[c.clamp(max=t.nbins - 1)] > 0)) * mask
+    idx = (c << s) | u
+    where = c == 2 * t.nbins
     nres = int(where.sum())
     if nres:
         rbits = torch.empty(nres, dtype=torch.int64, device=dev).random_(generator=generator)

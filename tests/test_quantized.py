@@ -138,7 +138,7 @@ def test_two_level_table_is_exact(bits):
     assert int(t.got.sum(dtype=np.uint64)) == 1 << 63
     assert np.array_equal(t.got[: t.K], t.got[t.K + 1:][::-1])
     assert (t.off_bits > 0) == (bits == 16)  # 16 bits: small coarse table + residual
-    assert t.residual_mass < 0.01
+    assert t.residual_mass < 1e-4  # flat + ramp leave only the bins' curvature
     assert s.tv_bound < 1e-13
 
 
@@ -185,6 +185,33 @@ def test_draws_match_the_exact_law_chi_square(path, kind, sigma, bits):
     assert chi_square(noise, k, p) > 1e-3
 
 
+@pytest.mark.parametrize("path", ["kernel", "tensor"])
+def test_residual_table_alone_draws_the_exact_law(path, monkeypatch):
+    """A table whose bins keep nothing flat and no ramp: every draw goes through the
+    residual table (rare in real tables), which must still give the exact law."""
+    from samplers import _qtable
+
+    def all_residual(T):
+        flat, ramp, down, res = split(T)
+        zero = np.zeros_like(flat)
+        return zero, zero, down, _qtable._unflip(T, down)
+
+    split = _qtable._split_bins
+    monkeypatch.setattr(_qtable, "_split_bins", all_residual)
+    monkeypatch.setattr(_qtable, "COARSE_SLOTS", 64)  # bins of many indices
+    table = _qtable._build(*_qtable._gaussian_pmf(0.05, 255))
+    assert table.residual_mass == 1.0 and table.off_bits > 0
+    s = Quantized(GaussianL2(0.05))
+    object.__setattr__(s, "_tab", table)
+    x = torch.full((4, 100_000), 128 / 255)
+    g = torch.Generator().manual_seed(5)
+    y = s.perturb(x, generator=g) if path == "kernel" else _draw_torch(
+        x, x.reshape(-1), g, table, 255)[0]
+    noise = (torch.round(y.double() * 255) - 128).to(torch.int64).reshape(-1).numpy()
+    k, p = table.K, table.got / 2.0**63
+    assert chi_square(noise, np.arange(-k, k + 1), p) > 1e-3
+
+
 def test_residual_draws_are_taken():
     """16 bits: a fraction residual_mass of the draws comes from the residual table."""
     s = Quantized(GaussianL2(0.25), bits=16)
@@ -192,8 +219,9 @@ def test_residual_draws_are_taken():
     bits = torch.empty(1 << 20, dtype=torch.int64).random_(
         generator=torch.Generator().manual_seed(4))
     from samplers._quantized import _alias_pick
-    c = _alias_pick(bits >> t.off_bits, torch.as_tensor(t.coarse), t.c_slot_bits, t.c_low_bits)
-    frac = float((c == t.nbins).double().mean())
+    c = _alias_pick(bits >> (2 * t.off_bits), torch.as_tensor(t.coarse), t.c_slot_bits,
+                    t.c_low_bits)
+    frac = float((c == 2 * t.nbins).double().mean())
     se = math.sqrt(t.residual_mass / bits.numel())
     assert abs(frac - t.residual_mass) < 4 * se
 
