@@ -152,7 +152,7 @@ def grid_base(src, levels, K, probe):  # pragma: no cover - numba
 
 @njit(cache=True)
 def quantized_draw(state, coarse, c_slot_bits, c_low_bits, off_bits, nbins, down, residual,
-                   r_slot_bits, r_low_bits, r_bits, base, levels,
+                   r_slot_bits, r_low_bits, r_bits, base, levels, by_reciprocal,
                    out):  # pragma: no cover - numba
     """``out[i] = (base[i % base.size] + idx_i) / levels``, with fresh draws from ``state``.
 
@@ -164,11 +164,15 @@ def quantized_draw(state, coarse, c_slot_bits, c_low_bits, off_bits, nbins, down
     ``idx`` from the ``residual`` table and the top ``r_bits`` bits of the next
     integer). See :class:`samplers._qtable.Table`. ``base`` (from
     :func:`grid_base`) is read cyclically: a batch of copies of one input passes
-    that input once. The output is one float64 division, cast to ``out``'s dtype:
-    a fixed function of the integer grid index ``m + idx - K``.
+    that input once. The output is the float64 quotient ``j / levels`` of the grid
+    index ``j = m + idx - K``, cast to ``out``'s dtype: a fixed function of ``j``.
+    ``by_reciprocal``: compute it as ``j * (1 / levels)`` instead (a division costs
+    more than the rest of the loop), which the caller has checked gives the same
+    values in ``out``'s dtype for every ``j`` the table can produce.
     """
     offmask = (np.int64(1) << off_bits) - 1
     scale = np.float64(levels)
+    inv = 1.0 / scale
     size = base.size
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     p = 0
@@ -176,19 +180,20 @@ def quantized_draw(state, coarse, c_slot_bits, c_low_bits, off_bits, nbins, down
         r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
         b = np.int64(r >> np.uint64(1))  # uniform on [0, 2**63)
         c = _alias_pick(b >> (2 * off_bits), coarse, c_slot_bits, c_low_bits)
-        if c < 2 * nbins:  # branch-free between flat and ramp
-            u1 = b & offmask
-            u2 = (b >> off_bits) & offmask
-            ramp = c >= nbins
-            c -= ramp * nbins
-            u = u1 + ramp * (max(u1, u2) - u1)
-            u ^= (ramp * down[c]) * offmask  # mirrored ramp: B - 1 - u
-            idx = (c << off_bits) | u
-        else:
+        if c < nbins:  # flat part of bin c (off_bits = 0: a plain alias table)
+            idx = (c << off_bits) | (b & offmask)
+        elif c < 2 * nbins:  # ramp of bin c - nbins (rare: the branch predicts well)
+            c -= nbins
+            u = max(b & offmask, (b >> off_bits) & offmask)
+            idx = (c << off_bits) | (u ^ (down[c] * offmask))  # mirrored: B - 1 - u
+        else:  # the residual (rarer still)
             r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
             idx = _alias_pick(np.int64(r >> np.uint64(64 - r_bits)), residual, r_slot_bits,
                               r_low_bits)
-        out[i] = np.float64(base[p] + idx) / scale
+        if by_reciprocal:  # loop-invariant: compiled as two loops
+            out[i] = np.float64(base[p] + idx) * inv
+        else:
+            out[i] = np.float64(base[p] + idx) / scale
         p += 1
         if p == size:
             p = 0

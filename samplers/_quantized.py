@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
@@ -304,8 +305,19 @@ def _draw_cpu(x: torch.Tensor, src: torch.Tensor, generator: torch.Generator | N
     state = xoshiro_seed(int(seeds[0]), int(seeds[1]))
     quantized_draw(state, t.coarse, t.c_slot_bits, t.c_low_bits, t.off_bits, t.nbins, t.down,
                    t.residual, t.r_slot_bits, t.r_low_bits, t.r_bits, base, levels,
-                   out.reshape(-1).numpy())
+                   _reciprocal_is_exact(levels, t.K, str(x.dtype)), out.reshape(-1).numpy())
     return out, 0
+
+
+@lru_cache(maxsize=32)
+def _reciprocal_is_exact(levels: int, K: int, dtype: str) -> bool:
+    """Whether ``j * (1 / levels)`` equals ``j / levels`` (float64, then cast to
+    ``dtype``) for every grid index ``j`` in ``-K..levels + K``: checked exhaustively
+    (float32: always so far; float64: not, so the kernel divides)."""
+    j = np.arange(-K, levels + K + 1, dtype=np.float64)
+    np_dtype = {"torch.float32": np.float32, "torch.float64": np.float64}[dtype]
+    return bool(np.array_equal((j * (1.0 / levels)).astype(np_dtype),
+                               (j / levels).astype(np_dtype)))
 
 
 def _alias_pick(b: torch.Tensor, packed: torch.Tensor, slot_bits: int,
