@@ -40,7 +40,8 @@ _ROUND_DOWN = 1e-12
 
 def _gaussian_radii(base: GaussianL2, p: torch.Tensor, q: float) -> torch.Tensor:
     """l2: P(A) >= p at x implies P(A) > q at x + d for ||d|| < sigma (Phi^-1(p) - Phi^-1(q))."""
-    return base.sigma * (torch.special.ndtri(p) - torch.special.ndtri(torch.tensor(q, dtype=p.dtype)))
+    ndtri = torch.special.ndtri
+    return base.sigma * (ndtri(p) - ndtri(torch.tensor(q, dtype=p.dtype)))
 
 
 def _laplace_radii(base: LaplaceL1, p: torch.Tensor, q: float) -> torch.Tensor:

@@ -10,7 +10,6 @@ import pytest
 import torch
 from scipy import special, stats
 
-import multitest
 from samplers import GaussianL2, LaplaceL1, Quantized, RotationZ
 from samplers._alias_kernels import xoshiro_fill, xoshiro_seed
 from samplers._qtable import EXP_ULPS, _gaussian_pmf, _laplace_pmf
