@@ -117,7 +117,7 @@ class Quantized(Sampler):
       ``LaplaceL1.radius``),
 
     rounded down by a relative 1e-12. With :math:`\epsilon` below 2e-6 this is at
-    least 0.9999 of the base sampler's radius for tau up to 0.999.
+    least 0.9997 of the base sampler's radius for tau up to 0.999.
 
     **Table.** Support :math:`[-K, K]` with tail mass below 2^-56; the pmf in float64
     with a rigorous error bound (constants in 50-digit decimals); probabilities
