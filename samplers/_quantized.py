@@ -154,6 +154,7 @@ class Quantized(Sampler):
 
     sound: ClassVar[bool] = True
     _tab: Table = field(init=False, repr=False, compare=False)
+    _on_device: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         kind = _ADDITIVE.get(type(self.base))
@@ -253,7 +254,11 @@ class Quantized(Sampler):
         if x.device.type == "cpu":
             out, bad = _draw_cpu(x, src, generator, self._tab, self.levels)
         else:
-            out, bad = _draw_torch(x, src, generator, self._tab, self.levels)
+            key = str(x.device)
+            if key not in self._on_device:  # the tables, copied to the device once
+                self._on_device[key] = _device_tables(self._tab, x.device)
+            out, bad = _draw_torch(x, src, generator, self._tab, self.levels,
+                                   self._on_device[key])
         if bad:
             L = self.levels
             raise ValueError(f"`x` must lie on the {self.bits}-bit grid (values m / {L}, m in "
@@ -330,8 +335,14 @@ def _alias_pick(b: torch.Tensor, packed: torch.Tensor, slot_bits: int,
                        e & ((1 << slot_bits) - 1))
 
 
+def _device_tables(t: Table, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(coarse, down, residual)`` of ``t`` as int64 tensors on ``device``."""
+    return tuple(torch.as_tensor(a, device=device).to(torch.int64)
+                 for a in (t.coarse, t.down, t.residual))
+
+
 def _draw_torch(x: torch.Tensor, src: torch.Tensor, generator: torch.Generator | None,
-                t: Table, levels: int) -> tuple[torch.Tensor, int]:
+                t: Table, levels: int, tables: tuple | None = None) -> tuple[torch.Tensor, int]:
     """The kernel in tensor operations (any device): one ``random_`` over all of ``x``,
     then one for the residual draws."""
     dev = x.device
@@ -341,20 +352,19 @@ def _draw_torch(x: torch.Tensor, src: torch.Tensor, generator: torch.Generator |
     bits = torch.empty(x.shape, dtype=torch.int64, device=dev).view(-1, src.numel())
     bits.random_(generator=generator)  # uniform on [0, 2**63)
     s, mask = t.off_bits, (1 << t.off_bits) - 1
-    c = _alias_pick(bits >> (2 * s), torch.as_tensor(t.coarse, device=dev), t.c_slot_bits,
-                    t.c_low_bits)
+    coarse, down, residual = _device_tables(t, dev) if tables is None else tables
+    c = _alias_pick(bits >> (2 * s), coarse, t.c_slot_bits, t.c_low_bits)
     ramp = (c >= t.nbins) & (c < 2 * t.nbins)
     c = torch.where(ramp, c - t.nbins, c)
     u1, u2 = bits & mask, (bits >> s) & mask
     u = torch.where(ramp, torch.maximum(u1, u2), u1)
-    down = torch.as_tensor(t.down, device=dev).to(torch.int64)
     u ^= (ramp & (down[c.clamp(max=t.nbins - 1)] > 0)) * mask
     idx = (c << s) | u
     where = c == 2 * t.nbins
     nres = int(where.sum())
     if nres:
         rbits = torch.empty(nres, dtype=torch.int64, device=dev).random_(generator=generator)
-        idx[where] = _alias_pick(rbits >> (63 - t.r_bits), torch.as_tensor(t.residual, device=dev),
-                                 t.r_slot_bits, t.r_low_bits)
+        idx[where] = _alias_pick(rbits >> (63 - t.r_bits), residual, t.r_slot_bits,
+                                 t.r_low_bits)
     out = (idx.add_(m - t.K).to(torch.float64) / levels).to(x.dtype)
     return out.view(x.shape), bad
