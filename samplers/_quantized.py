@@ -289,8 +289,9 @@ class Quantized(Sampler):
         return float(self.radii(np.array([_check_tau(tau)]))[0])
 
     def radii(self, p_lower):
-        r"""Vectorised :meth:`radius` at every ``p_lower`` (0 where it does not exceed
-        :math:`1/2 + 2\epsilon`). See :meth:`samplers.Sampler.radii`."""
+        r"""Vectorised :meth:`radius` at every ``p_lower``: 0 where it does not exceed
+        :math:`1/2 + 2\epsilon`, finite at 1 (the sampling error caps it). See
+        :meth:`samplers.Sampler.radii`."""
         p, back = _as_probabilities(p_lower)
         formula = _ADDITIVE[type(self.base)][0]
         eps = self.eps
