@@ -70,7 +70,8 @@ class Quantized(Sampler):
     :math:`P(K = k) = \Phi((k + \frac12) h/\sigma) - \Phi((k - \frac12) h/\sigma)`).
     :meth:`perturb` draws ``K`` from an integer alias table (one uniform 63-bit
     integer per coordinate) and feeds the model the float nearest to
-    :math:`(m + K) h`, computed from the integer :math:`m + K` alone.
+    :math:`(m + K) h` (the float64 quotient :math:`(m + K) / (2^b - 1)`, rounded to
+    ``x``'s dtype), computed from the integer :math:`m + K` alone.
 
     Parameters
     ----------
@@ -122,10 +123,14 @@ class Quantized(Sampler):
     **Table.** Support :math:`[-K, K]` with tail mass below 2^-56; the pmf in float64
     with a rigorous error bound (constants in 50-digit decimals); probabilities
     rounded to multiples of 2^-63; ``tv_bound`` adds the three
-    (:mod:`samplers._qtable`). Assumes the generator's 63-bit integers are uniform.
+    (:mod:`samplers._qtable`). A two-level alias table keeps every draw in a table of
+    at most 4096 slots, even for 16-bit supports of a million points. Assumes the
+    63-bit integers are uniform and independent.
 
-    **Cost.** One int64 ``random_`` per coordinate, then one fused numba kernel on
-    the CPU (alias lookup and one division), a few tensor operations elsewhere
+    **Cost.** One 63-bit integer per coordinate and a table lookup. On the CPU: one
+    numba kernel, its integers from xoshiro256** seeded by two draws of
+    ``generator`` (torch's int64 ``random_`` alone costs as much as ``randn``);
+    elsewhere: ``random_`` and a few tensor operations
     (``benchmarks/bench_quantized.py``).
 
     References
