@@ -133,18 +133,23 @@ def xoshiro_fill(state, out):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def grid_base(src, levels, K, probe):  # pragma: no cover - numba
+def grid_base(src, levels, K, probe, by_reciprocal):  # pragma: no cover - numba
     """``(base, bad)``: ``base[i] = m_i - K`` (int32) with ``m_i`` the grid index of
-    ``src[i]``, and the number of values that are not ``m / levels`` (as float64
-    division cast to ``src``'s dtype, via the 1-element ``probe`` of that dtype;
-    NaN and out-of-range values count as bad)."""
+    ``src[i]``, and the number of values that are not the grid value of their index
+    (``m / levels`` in float64, cast to ``src``'s dtype via the 1-element ``probe`` of
+    that dtype; ``by_reciprocal`` as in :func:`quantized_draw`). NaN and
+    out-of-range values count as bad."""
     scale = np.float64(levels)
+    inv = 1.0 / scale
     base = np.empty(src.size, dtype=np.int32)
     bad = 0
     for i in range(src.size):
         v = src[i]
         m = min(max(np.int64(v * scale + 0.5), 0), levels)
-        probe[0] = np.float64(m) / scale
+        if by_reciprocal:  # loop-invariant
+            probe[0] = np.float64(m) * inv
+        else:
+            probe[0] = np.float64(m) / scale
         bad += probe[0] != v
         base[i] = m - K
     return base, bad

@@ -309,7 +309,9 @@ def _draw_cpu(x: torch.Tensor, src: torch.Tensor, generator: torch.Generator | N
               t: Table, levels: int) -> tuple[torch.Tensor, int]:
     """The numba kernels; the 63-bit integers come from xoshiro256** seeded by two
     draws of ``generator`` (on the CPU ``random_`` alone costs as much as ``randn``)."""
-    base, bad = grid_base(src.numpy(), levels, t.K, np.empty(1, dtype=src.numpy().dtype))
+    values = src.numpy()
+    by_reciprocal = _reciprocal_is_exact(levels, t.K, str(x.dtype))
+    base, bad = grid_base(values, levels, t.K, np.empty(1, dtype=values.dtype), by_reciprocal)
     out = torch.empty(x.shape, dtype=x.dtype)
     if bad:
         return out, int(bad)
@@ -317,7 +319,7 @@ def _draw_cpu(x: torch.Tensor, src: torch.Tensor, generator: torch.Generator | N
     state = xoshiro_seed(int(seeds[0]), int(seeds[1]))
     quantized_draw(state, t.coarse, t.c_slot_bits, t.c_low_bits, t.off_bits, t.nbins, t.down,
                    t.residual, t.r_slot_bits, t.r_low_bits, t.r_bits, base, levels,
-                   _reciprocal_is_exact(levels, t.K, str(x.dtype)), out.reshape(-1).numpy())
+                   by_reciprocal, out.reshape(-1).numpy())
     return out, 0
 
 

@@ -300,14 +300,19 @@ def test_output_is_a_fixed_function_of_the_grid_index(dtype, bits):
     assert bad == 0 and torch.equal((torch.round(t.double() * L) / L).to(dtype), t)
 
 
-def test_clean_value_is_kept_at_zero_noise():
-    """Every grid value maps to itself: m / L through the grid index and back."""
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_every_grid_value_is_accepted_and_its_neighbours_are_not(dtype):
+    """The input check accepts image / L for every m (float32 checks by reciprocal,
+    float64 by division) and refuses the adjacent floats."""
     for bits in (8, 16):
         L = (1 << bits) - 1
-        x = (torch.arange(L + 1, dtype=torch.float32) / L)[None]
+        x = (torch.arange(L + 1, dtype=dtype) / L)[None]
         s = Quantized(GaussianL2(0.25), bits=bits)
-        y = s.perturb(x, generator=torch.Generator().manual_seed(0))  # no raise
-        assert y.shape == x.shape
+        s.perturb(x, generator=torch.Generator().manual_seed(0))  # no raise
+        for direction in (-1.0, 2.0):
+            near = torch.nextafter(x[:, 1:-1], torch.tensor(direction, dtype=dtype))
+            with pytest.raises(ValueError, match=f"{L - 1} values do not"):
+                s.perturb(near)
 
 
 def test_bad_input():
