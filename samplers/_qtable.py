@@ -96,14 +96,14 @@ class Table:
     tv: float
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def gaussian_table(sigma: float, levels: int) -> Table:
     """Table of ``round(eps / h)``, ``eps ~ N(0, sigma^2)``, ``h = 1 / levels``."""
     p_hat, err, K, tail = _gaussian_pmf(sigma, levels)
     return _build(p_hat, err, K, tail)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def laplace_table(scale: float, levels: int) -> Table:
     """Table of ``round(eps / h)``, ``eps ~ Laplace(0, scale)``, ``h = 1 / levels``."""
     p_hat, err, K, tail = _laplace_pmf(scale, levels)
