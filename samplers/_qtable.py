@@ -3,10 +3,10 @@
 For continuous noise ``eps`` and a grid step ``h``, ``K = round(eps / h)`` takes the
 value ``k`` with probability ``P(K = k) = F((k + 1/2) h) - F((k - 1/2) h)`` (``F`` the
 noise's CDF). This module computes that pmf with a rigorous error bound, truncates
-it to ``[-K, K]``, rounds it to multiples of ``2**-63`` and builds a Walker alias
-table on integers, so that one uniform 63-bit integer gives a draw whose law is an
-exact rational known at construction. :attr:`Table.tv` bounds its total-variation
-distance to the law of ``round(eps / h)``.
+it to ``[-K, K]``, rounds it to multiples of ``2**-63`` and builds a two-level
+alias table on integers (:class:`Table`), so that a uniform 63-bit integer (rarely
+two) gives a draw whose law is an exact rational known at construction.
+:attr:`Table.tv` bounds its total-variation distance to the law of ``round(eps / h)``.
 
 Error accounting (per coordinate), with ``p`` the exact pmf, ``p_hat`` its float64
 value, ``e_k >= |p_hat_k - p_k|`` a rigorous bound, ``t_k = round(2**63 p_hat_k)``
