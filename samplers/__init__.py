@@ -20,7 +20,8 @@ Sampler              noise                        radius for threshold ``tau``
 ===================  ===========================  ====================================
 ``GaussianL2``       N(0, sigma^2 I)              l2: sigma * Phi^-1(tau)
 ``LaplaceL1``        Laplace(0, scale) i.i.d.     l1: -scale * ln(2 (1 - tau))
-``LatticeGaussian``  discrete Gaussian on k/255   l2 over 8-bit x' (Renyi bound, smaller)
+``Quantized``        a base's, rounded to the     the base's at tau - eps (sound in
+                     input's 8- or 16-bit grid    floating point; >= 0.9997x the base's)
 ``RotationZ``        angle ~ N(0, sigma^2)        angle about one axis: sigma * Phi^-1(tau)
 ``Rotation3D``       3 Euler angles ~ N(0, s^2)   HEURISTIC (``sound = False``)
 ===================  ===========================  ====================================
@@ -31,7 +32,7 @@ This package knows nothing about models or statistical tests.
 from samplers._base import Sampler
 from samplers._gaussian import GaussianL2
 from samplers._laplace import LaplaceL1
-from samplers._lattice import LatticeGaussian
+from samplers._quantized import Quantized
 from samplers._rotation import Rotation3D, RotationZ
 
-__all__ = ["GaussianL2", "LaplaceL1", "LatticeGaussian", "Rotation3D", "RotationZ", "Sampler"]
+__all__ = ["GaussianL2", "LaplaceL1", "Quantized", "Rotation3D", "RotationZ", "Sampler"]

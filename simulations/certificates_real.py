@@ -1,8 +1,8 @@
-"""Measured gains of the randomized test and the lattice Gaussian on real counts.
+"""Measured gains of the randomized test and of quantized smoothing on real counts.
 
 Built-in street scenes (the shipped ``streets-unet-sigma0.25`` checkpoint) and the
 real MediaPipe selfie network on the astronaut photo. Every input is quantized to
-8 bits first (``round(255 x) / 255``; the lattice sampler requires it, and both
+8 bits first (``round(255 x) / 255``; the quantized sampler requires it, and both
 samplers then see the same input). For every (data, n), the noise is sampled ONCE
 per sampler:
 
@@ -10,9 +10,9 @@ per sampler:
   its counts are tested twice at every ``tau``: with the conservative binomial
   p-value and with the exact randomized one (``randomized=True``, ``U`` from a
   numpy Generator seeded from ``--seed``) -- comparison (a), same counts;
-* ``LatticeGaussian(sigma)`` (same sigma): its own sampling, tested the same two
-  ways -- comparison (b) is GaussianL2 vs LatticeGaussian with the conservative
-  test; the lattice radius is smaller by construction (Rényi bound).
+* ``Quantized(GaussianL2(sigma), bits=8)`` (same sigma, the noise rounded to the
+  8-bit grid: sound in floating point): its own sampling, tested the same two
+  ways -- comparison (b) is GaussianL2 vs Quantized with the conservative test.
 
 Holm at ``alpha = 0.001``; ``tau`` in {0.75, 0.9}. Ground truth: the data set's
 labels for the streets (255 ignored), the network's clean prediction (on the 8-bit
@@ -22,7 +22,10 @@ Outputs: ``certificates_real.csv`` and ``.md`` in ``--out`` (default
 ``docs/results``) and ``certificates_real.png`` in ``--figures`` (default
 ``docs/figures``); ``--plot-only`` redraws the figure and table from the CSV.
 ``--quick``: one small street scene, n = 50, no selfie network (seconds; tests).
-The same seed gives the same CSV.
+The same seed gives the same CSV. Every run also writes ``certificates_radius.md``
+(to ``--out``): the certified radius of GaussianL2, of the removed
+``LatticeGaussian`` (its Rényi bound, :func:`renyi_lattice_radius`) and of
+``Quantized`` at 8 and 16 bits, from the formulas alone.
 
 Usage::
 
@@ -33,6 +36,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +46,10 @@ import numpy as np
 from simulations._streets_selfie import Settings, load_studies, write_csv
 
 TAUS = (0.75, 0.9)
-SAMPLERS = ("GaussianL2", "LatticeGaussian")
+SAMPLERS = ("GaussianL2", "Quantized")
+#: The radius table's noise levels and thresholds.
+RADIUS_SIGMAS = (0.12, 0.25, 0.5)
+RADIUS_TAUS = (0.75, 0.9, 0.99, 0.999)
 TESTS = ("conservative", "randomized")
 COLUMNS = ("dataset", "model", "sigma", "n", "n0", "alpha", "correction", "inputs",
            "components", "sampler", "test", "tau", "radius", "certified",
@@ -98,11 +105,11 @@ def _run_dataset(dataset: str, model: Any, model_name: str, sigma: float,
                  num_classes: int) -> list[dict[str, Any]]:
     import torch
 
-    from samplers import GaussianL2, LatticeGaussian
+    from samplers import GaussianL2, Quantized
     from smoothing import SegCertify
 
     rows = []
-    for si, sampler in enumerate((GaussianL2(sigma), LatticeGaussian(sigma))):
+    for si, sampler in enumerate((GaussianL2(sigma), Quantized(GaussianL2(sigma), bits=8))):
         name = type(sampler).__name__
         for n in s.ns:
             seg = SegCertify(model, sampler, num_classes=num_classes, n0=s.n0, n=n,
@@ -172,10 +179,10 @@ def plot(out: Path, figures: Path) -> Path:
     bars = (("GaussianL2", "conservative", "C0", None, "GaussianL2, conservative test"),
             ("GaussianL2", "randomized", "C1", None,
              "GaussianL2, randomized test (randomized certificate, same counts)"),
-            ("LatticeGaussian", "conservative", "C2", "//",
-             "LatticeGaussian (8-bit sound; own counts), conservative test"),
-            ("LatticeGaussian", "randomized", "C3", "//",
-             "LatticeGaussian, randomized test (randomized certificate)"))
+            ("Quantized", "conservative", "C2", "//",
+             "Quantized, 8 bits (sound in floating point; own counts), conservative test"),
+            ("Quantized", "randomized", "C3", "//",
+             "Quantized, randomized test (randomized certificate)"))
     width = 0.8 / len(bars)
     for col, (ds, n) in enumerate(panels):
         ax, dax = grid[0, col], grid[1, col]
@@ -216,6 +223,46 @@ def plot(out: Path, figures: Path) -> Path:
     return path
 
 
+def renyi_lattice_radius(sigma: float, tau: float) -> float:
+    r"""The radius of the removed ``LatticeGaussian`` (discrete Gaussian, Rényi bound).
+
+    :math:`\sigma\sqrt2(\sqrt{\ln 2} - \sqrt{\ln(1/\tau)})`: the class keeps
+    probability > 1/2 under every 8-bit shift within it (its sampling error, below
+    3e-10, is neglected here, in its favour).
+
+    Examples
+    --------
+    >>> round(renyi_lattice_radius(0.25, 0.75), 4)
+    0.1047
+    """
+    return sigma * math.sqrt(2) * (math.sqrt(math.log(2)) - math.sqrt(math.log(1 / tau)))
+
+
+def radius_markdown() -> str:
+    """The certified l2 radius of each sampler at every (sigma, tau) of the table.
+
+    Examples
+    --------
+    >>> row = radius_markdown().splitlines()[2]  # ratios to GaussianL2, rounded down
+    >>> row.split(" | ")[2:5]
+    ['0.0809388', '0.0502659 (0.621035x)', '0.0809387 (0.999999x)']
+    """
+    from samplers import GaussianL2, Quantized
+
+    lines = ["| sigma | tau | GaussianL2 (not float-sound) | LatticeGaussian, removed "
+             "(Rényi) | Quantized, 8 bits | Quantized, 16 bits |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for sigma in RADIUS_SIGMAS:
+        base = GaussianL2(sigma)
+        q8, q16 = Quantized(base, bits=8), Quantized(base, bits=16)
+        for tau in RADIUS_TAUS:
+            ref = base.radius(tau)
+            cells = [f"{r:.6g} ({math.floor(r / ref * 1e6) / 1e6:.6f}x)" for r in
+                     (renyi_lattice_radius(sigma, tau), q8.radius(tau), q16.radius(tau))]
+            lines.append(f"| {sigma} | {tau} | {ref:.6g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def run(settings: Settings, *, out: Path, figures: Path, seed: int, cache: str | None,
         threads: int) -> list[dict[str, Any]]:
     """Sample, test, write the CSV, the table and the figure; return the rows."""
@@ -229,6 +276,7 @@ def run(settings: Settings, *, out: Path, figures: Path, seed: int, cache: str |
         rows += _run_dataset(st.dataset, st.model, st.model_name, st.sigma, st.inputs,
                              settings, seed, num_classes=st.num_classes)
     write_csv(rows, COLUMNS, out / "certificates_real.csv", lineterminator="\n")
+    (out / "certificates_radius.md").write_text(radius_markdown())
     plot(out, figures)
     return rows
 

@@ -1,4 +1,4 @@
-"""simulations.certificates_real: randomized test and lattice Gaussian on real counts."""
+"""simulations.certificates_real: randomized test and quantized smoothing on real counts."""
 
 import csv
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from samplers import GaussianL2, LatticeGaussian
+from samplers import GaussianL2, Quantized
 from simulations import certificates_real as sim
 from smoothing import SegCertify
 
@@ -48,9 +48,9 @@ def test_evaluate_agrees_with_segcertify_on_the_same_counts():
         assert not (out["conservative", tau][0] & ~out["randomized", tau][0]).any()
 
 
-def test_quantize_8bit_is_on_the_lattice_sampler_grid():
+def test_quantize_8bit_is_on_the_quantized_sampler_grid():
     x = sim.quantize_8bit(torch.rand(1, 3, 5, 7, generator=torch.Generator().manual_seed(0)))
-    LatticeGaussian(0.25).perturb(x, generator=torch.Generator().manual_seed(0))  # no raise
+    Quantized(GaussianL2(0.25)).perturb(x, generator=torch.Generator().manual_seed(0))
     assert torch.equal(x * 255, (x * 255).round())
 
 
@@ -69,15 +69,25 @@ def test_quick_mode_writes_csv_table_figure_and_is_reproducible(tmp_path):
             c, r = by[samp, "conservative", tau], by[samp, "randomized", tau]
             assert float(r["certified"]) >= float(c["certified"])  # same counts
             assert c["radius"] == r["radius"]
-    for tau in sim.TAUS:  # the lattice radius is smaller by construction
-        assert (float(by["LatticeGaussian", "conservative", tau]["radius"])
-                < float(by["GaussianL2", "conservative", tau]["radius"]))
+    for tau in sim.TAUS:  # the quantized radius is the continuous one, within 0.1 %
+        q = float(by["Quantized", "conservative", tau]["radius"])
+        g = float(by["GaussianL2", "conservative", tau]["radius"])
+        assert 0.999 * g <= q <= g
     assert all(0 <= float(r["certified_accuracy"]) <= float(r["certified"]) <= 1
                for r in rows)
     assert (a / "certificates_real.png").stat().st_size > 0
     md = (a / "certificates_real.md").read_text()
-    assert md.count("\n") == len(rows) + 2 and "LatticeGaussian" in md
+    assert md.count("\n") == len(rows) + 2 and "Quantized" in md
+    radius = (a / "certificates_radius.md").read_text()
+    assert radius.count("\n") == 2 + len(sim.RADIUS_SIGMAS) * len(sim.RADIUS_TAUS)
     assert sim.main(["--plot-only", "--out", str(a), "--figures", str(a)]) == 0
+
+
+def test_old_lattice_radius_is_the_documented_fraction_of_the_continuous_one():
+    """The removed LatticeGaussian's Rényi radius: 0.62x at tau = 0.75 ... 0.37x at 0.999."""
+    for tau, frac in ((0.75, 0.62), (0.9, 0.56), (0.99, 0.45), (0.999, 0.37)):
+        ratio = sim.renyi_lattice_radius(0.25, tau) / GaussianL2(0.25).radius(tau)
+        assert ratio == pytest.approx(frac, abs=0.005)
 
 
 def test_bad_threads(capsys):

@@ -65,7 +65,7 @@ def sampler_id(s: Sampler) -> str:
 
 
 def test_public_api():
-    assert set(samplers.__all__) == {"Sampler", "GaussianL2", "LaplaceL1", "LatticeGaussian",
+    assert set(samplers.__all__) == {"Sampler", "GaussianL2", "LaplaceL1", "Quantized",
                                      "RotationZ", "Rotation3D"}
     for name in samplers.__all__:
         assert getattr(samplers, name).__module__.startswith("samplers.")
