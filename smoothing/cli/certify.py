@@ -17,7 +17,9 @@ from smoothing.cli._common import (
     add_certify_options,
     add_data_options,
     add_model_options,
+    check_out,
     config_from_args,
+    out_dir,
 )
 
 TYPE_CHECKING = False
@@ -38,7 +40,7 @@ def add_parsers(sub: Any) -> None:
     add_data_options(p)
     add_certify_options(p)
     g = p.add_argument_group("run")
-    g.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    g.add_argument("--out", required=True, type=out_dir, metavar="DIR", help="output folder")
     g.add_argument("--device", default="auto",
                    help="auto (CUDA if available), cpu, cuda, cuda:N (default: %(default)s)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -48,7 +50,7 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=run_certify)
 
     p = sub.add_parser("summarize", help="rebuild summary.csv/.md from a run folder")
-    p.add_argument("out", type=Path, metavar="OUT", help="the run folder")
+    p.add_argument("out", type=out_dir, metavar="OUT", help="the run folder")
     p.set_defaults(func=run_summarize)
 
 
@@ -70,6 +72,7 @@ def _distributed() -> Any:
 
 def _prepare(args: argparse.Namespace, device: object) -> runs.CertificationRun:
     """Validate everything (no writes); warnings are shown only if it succeeds."""
+    check_out(args.out)
     from smoothing import runs
 
     with warnings.catch_warnings(record=True) as caught:
@@ -136,6 +139,7 @@ def _certify(args: argparse.Namespace, ctx: Any) -> int:
 
 def run_summarize(args: argparse.Namespace) -> int:
     """The handler of ``segcertify summarize`` (exit status)."""
+    check_out(args.out, "OUT")
     from smoothing import runs
 
     print_summary(args.out, runs.summarize(args.out))

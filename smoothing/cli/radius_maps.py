@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from smoothing.cli._common import (
     PROG,
     add_certify_options,
     add_data_options,
     add_model_options,
+    check_out,
     config_from_args,
+    out_dir,
 )
 
 TYPE_CHECKING = False
@@ -37,7 +38,7 @@ def add_parsers(sub: Any) -> None:
                         "over a ladder of levels (default: %(default)s)")
     g.add_argument("--levels", nargs="+", type=float, metavar="T",
                    help="the ladder (--method ladder); default: multitest.ladder_levels")
-    g.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    g.add_argument("--out", required=True, type=out_dir, metavar="DIR", help="output folder")
     g.add_argument("--device", default="auto",
                    help="auto (CUDA if available), cpu, cuda, cuda:N (default: %(default)s)")
     g.add_argument("--no-figures", action="store_true", help="write the .npz layers only")
@@ -49,6 +50,7 @@ def run_radius_maps(args: argparse.Namespace) -> int:
     """The handler of ``segcertify radius-maps`` (exit status)."""
     if args.levels is not None and args.method != "ladder":
         raise ValueError("--levels needs --method ladder.")
+    check_out(args.out)
     import multitest
     from smoothing import runs
     from smoothing.runs.radius_maps import write_radius_maps
