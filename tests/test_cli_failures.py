@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from smoothing import runs
 from smoothing.cli import main
 from smoothing.runs.config import RunConfig, check_config
+from tests.test_cli import _assert_same_labels, _labels, _results
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -45,8 +45,6 @@ TINY = ["certify", "--dataset", "streets", "--image-size", "16", "32", "--num-in
         "--n0", "8", "--n", "32", "--tau", "0.6", "--alpha", "0.01", "--batch-size", "40",
         "--device", "cpu", "--no-progress"]  # fmt: skip
 RADIUS = ["radius-maps", *TINY[1:], "--no-figures"]
-#: bookkeeping that may differ between equal results
-VOLATILE = {"time_sampling", "time_testing", "time_forward", "rank", "sampling_reused"}
 
 
 def _env() -> dict[str, str]:
@@ -61,19 +59,6 @@ def _one_error_line(err: str) -> str:
     errors = [line for line in lines if line.startswith("segcertify: error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0], err
     return errors[0]
-
-
-def _results(out: Path) -> dict[tuple[int, str], dict]:
-    return {(r["input"], r["grid"]): {k: v for k, v in r.items() if k not in VOLATILE}
-            for r in runs.read_records(out)}
-
-
-def _labels(out: Path) -> dict[str, dict[str, np.ndarray]]:
-    arrays = {}
-    for path in sorted((out / "labels").glob("*.npz")):
-        with np.load(path) as z:
-            arrays[path.name] = {k: z[k] for k in z.files}
-    return arrays
 
 
 def _assert_consistent(out: Path) -> None:
@@ -288,15 +273,7 @@ def test_full_disk_at_every_write_is_one_line_and_the_next_run_resumes(tmp_path,
         capsys.readouterr()
         assert _results(out) == _results(ref), k
         assert (out / "summary.csv").is_file(), k
-        _assert_same_arrays(_labels(out), _labels(ref))
-
-
-def _assert_same_arrays(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for name in a:
-        assert a[name].keys() == b[name].keys()
-        for key in a[name]:
-            np.testing.assert_array_equal(a[name][key], b[name][key], err_msg=f"{name}:{key}")
+        _assert_same_labels(_labels(out), _labels(ref))
 
 
 @pytest.mark.parametrize("err", [errno.EROFS, errno.EACCES])
@@ -416,30 +393,10 @@ def test_a_number_argparse_cannot_read_is_one_line(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------- bad images
-def _cityscapes_with_a_bad_second_image(root: Path) -> Path:
-    from smoothing.models import build_model, save_checkpoint
-
-    rng = np.random.default_rng(0)
-    for city in ("aachen", "bremen"):
-        stem = f"{city}_000000_000019"
-        ids = rng.choice([7, 8, 11, 26], size=(16, 16)).astype(np.uint8)
-        for sub, name, arr, mode in (
-            ("leftImg8bit", f"{stem}_leftImg8bit.png", rng.integers(0, 256, (16, 16, 3)), "RGB"),
-            ("gtFine", f"{stem}_gtFine_labelIds.png", ids, "L"),
-        ):
-            path = root / sub / "val" / city / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.asarray(arr, dtype=np.uint8), mode=mode).save(path)
+def test_a_bad_image_stops_radius_maps_with_the_line_of_certify(tmp_path, capsys,
+                                                                cityscapes_layout):
+    root, ckpt = cityscapes_layout  # the second image (bremen) cannot be decoded
     (root / "leftImg8bit/val/bremen/bremen_000000_000019_leftImg8bit.png").write_bytes(b"junk")
-    import torch
-
-    torch.manual_seed(0)
-    return save_checkpoint(build_model("unet", num_classes=19, width=4), root / "m.pt")
-
-
-def test_a_bad_image_stops_radius_maps_with_the_line_of_certify(tmp_path, capsys):
-    root = tmp_path / "cityscapes"
-    ckpt = _cityscapes_with_a_bad_second_image(root)
     common = ["--dataset", "cityscapes", "--data-root", str(root), "--checkpoint", str(ckpt),
               "--sigma", "0.25", "--n0", "8", "--n", "32", "--tau", "0.6", "--alpha", "0.01",
               "--device", "cpu", "--no-progress"]  # fmt: skip
