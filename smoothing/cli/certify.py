@@ -42,7 +42,7 @@ def add_parsers(sub: Any) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--out", required=True, type=out_dir, metavar="DIR", help="output folder")
     g.add_argument("--device", default="auto",
-                   help="auto (CUDA if available), cpu, cuda, cuda:N (default: %(default)s)")
+                   help="auto (CUDA if available), cpu, cuda, cuda:N, mps (default: %(default)s)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--shard", choices=("inputs", "samples"), default="inputs",
                    help="under torchrun: split the inputs over the ranks, or split every "

@@ -40,7 +40,7 @@ def add_parsers(sub: Any) -> None:
                    help="the ladder (--method ladder); default: multitest.ladder_levels")
     g.add_argument("--out", required=True, type=out_dir, metavar="DIR", help="output folder")
     g.add_argument("--device", default="auto",
-                   help="auto (CUDA if available), cpu, cuda, cuda:N (default: %(default)s)")
+                   help="auto (CUDA if available), cpu, cuda, cuda:N, mps (default: %(default)s)")
     g.add_argument("--no-figures", action="store_true", help="write the .npz layers only")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_radius_maps)
