@@ -17,3 +17,27 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def cityscapes_layout(tmp_path, rng):
+    """A Cityscapes folder of two 16 x 16 ``val`` images (aachen, bremen; void pixels
+    included) and a 19-class U-Net checkpoint for it: ``(root, checkpoint)``."""
+    torch = pytest.importorskip("torch")
+    from PIL import Image
+
+    from smoothing.models import build_model, save_checkpoint
+
+    root = tmp_path / "cityscapes"
+    ids = rng.choice([7, 8, 11, 26, 0], size=(16, 16)).astype(np.uint8)
+    for city in ("aachen", "bremen"):
+        stem = f"{city}_000000_000019"
+        for sub, name, arr, mode in (
+            ("leftImg8bit", f"{stem}_leftImg8bit.png", rng.integers(0, 256, (16, 16, 3)), "RGB"),
+            ("gtFine", f"{stem}_gtFine_labelIds.png", ids, "L"),
+        ):
+            path = root / sub / "val" / city / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.asarray(arr, dtype=np.uint8), mode=mode).save(path)
+    torch.manual_seed(0)
+    return root, save_checkpoint(build_model("unet", num_classes=19, width=4), tmp_path / "m.pt")

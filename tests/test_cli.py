@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from smoothing import runs as runner
 from smoothing.cli import build_parser, main
@@ -150,20 +149,8 @@ def test_summary_files_and_summarize_command(tmp_path, capsys):
     assert "SegCertify" in capsys.readouterr().out
 
 
-def test_user_checkpoint_on_cityscapes_layout(tmp_path, rng):
-    root = tmp_path / "cityscapes"
-    ids = rng.choice([7, 8, 11, 26, 0], size=(16, 16)).astype(np.uint8)
-    for city in ("aachen", "bremen"):
-        stem = f"{city}_000000_000019"
-        for sub, name, arr, mode in (
-            ("leftImg8bit", f"{stem}_leftImg8bit.png", rng.integers(0, 256, (16, 16, 3)), "RGB"),
-            ("gtFine", f"{stem}_gtFine_labelIds.png", ids, "L"),
-        ):
-            path = root / sub / "val" / city / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.asarray(arr, dtype=np.uint8), mode=mode).save(path)
-    torch.manual_seed(0)
-    ckpt = save_checkpoint(build_model("unet", num_classes=19, width=4), tmp_path / "m.pt")
+def test_user_checkpoint_on_cityscapes_layout(tmp_path, cityscapes_layout):
+    root, ckpt = cityscapes_layout
     out = tmp_path / "run"
     args = ["certify", "--dataset", "cityscapes", "--data-root", str(root), "--checkpoint",
             str(ckpt), "--sigma", "0.25", "--n0", "8", "--n", "32", "--alpha", "0.01",
@@ -393,8 +380,8 @@ BAD = {
     "tau": (["--tau", "1.0"], "`--tau` must lie in [0.5, 1)"),
     "tau-low": (["--tau", "0.4"], "`--tau` must lie in [0.5, 1)"),
     "alpha": (["--alpha", "1.5"], "`--alpha` must lie in (0, 1)"),
-    "n0": (["--n0", "0"], "`--n0` must be an integer >= 1"),
-    "n": (["--n", "0"], "`--n` must be an integer >= 1"),
+    "n0": (["--n0", "0"], "`--n0` must be an integer in [1, 2**31 - 1]"),
+    "n": (["--n", "0"], "`--n` must be an integer in [1, 2**31 - 1]"),
     "sigma": (["--sigma", "0"], "`--sigma` must be finite and > 0"),
     "batch": (["--batch-size", "0"], "`--batch-size`"),
     "k": (["--k", "2"], "`--k` must be 1 for correction 'holm'"),

@@ -1,4 +1,4 @@
-"""smoothing.demo: files, table consistency, per-tau re-test, seeds, resuming, errors, CLI.
+"""smoothing.runs.demo: files, table consistency, per-tau re-test, seeds, resuming, errors, CLI.
 
 Everything runs on a tiny configuration (2 scenes of 16 x 32, 2 clouds of 64 points,
 n = 50) so that the module takes a few seconds on 2 CPU cores.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from statistics import NormalDist
 
@@ -18,8 +20,9 @@ import torch
 
 from samplers import GaussianL2, RotationZ
 from smoothing import ABSTAIN, SegCertify
-from smoothing.runs import demo as demo_mod
 from smoothing.runs.demo import CLEAN_MODEL, DemoConfig, draw_figures, run_demo, write_tables
+from smoothing.runs.demo import config as demo_config
+from smoothing.runs.demo import steps as demo_steps
 
 pytest.importorskip("matplotlib")
 
@@ -221,12 +224,12 @@ def test_retest_per_tau_equals_direct_segcertify(demo_run, model_name):
     saved = _npz(out / f"streets/cert_{model_name}_sigma0.25_n50.npz")
     images = torch.from_numpy(_npz(out / "streets/data.npz")["images"])
     model = load_model(model_name)
-    keys = demo_mod._run_keys(1, model_name, 0.25, 50)
+    keys = demo_steps._run_keys(1, model_name, 0.25, 50)
     for j, tau in enumerate(TINY["taus"]):
         certifier = SegCertify(model, GaussianL2(0.25), num_classes=8, n0=5, n=50, tau=tau,
                                alpha=0.01, correction="holm", batch_size=55)
         for i, x in enumerate(images):
-            cert = certifier.certify(x, generator=demo_mod._generator(SEED, *keys, i))
+            cert = certifier.certify(x, generator=demo_steps._generator(SEED, *keys, i))
             np.testing.assert_array_equal(cert.labels.numpy(), saved["labels"][i, j])
             np.testing.assert_array_equal(cert.counts.numpy(), saved["counts"][i])
             assert cert.radius == pytest.approx(saved["radius"][j])
@@ -240,14 +243,14 @@ def test_rotation_retest_equals_direct_segcertify(demo_run):
     saved = _npz(out / CERT_ROTATION)
     data = _npz(out / "rotation/data.npz")
     base = load_model(DemoConfig.rotation_model)
-    keys = demo_mod._run_keys(3, DemoConfig.rotation_model, 0.25, 40)
+    keys = demo_steps._run_keys(3, DemoConfig.rotation_model, 0.25, 40)
     i = 1
     model = CategoryMasked(base, category_parts(int(data["categories"][i]))).eval()
     for j, tau in enumerate(TINY["rotation_taus"]):
         cert = SegCertify(model, RotationZ(0.25, axis="y"), num_classes=50, n0=5, n=40,
                           tau=tau, alpha=0.01, batch_size=45).certify(
             torch.from_numpy(data["points"][i]),
-            generator=demo_mod._generator(SEED, *keys, i))
+            generator=demo_steps._generator(SEED, *keys, i))
         np.testing.assert_array_equal(cert.labels.numpy(), saved["labels"][i, j])
 
 
@@ -297,7 +300,12 @@ def test_resume_recomputes_only_missing_or_damaged_files(demo_run, tmp_path):
         (again / name).unlink()
     mtimes = {p: (again / p).stat().st_mtime_ns for p in ALL_NPZ
               if p not in (CERT_ROBUST, CERT_ROTATION)}
+    dead = _dead_pid()  # temporary files of a killed demo are removed
+    stale = [again / f".manifest.json.{dead}.tmp", again / "streets" / f".x.npz.{dead}.tmp"]
+    for path in stale:
+        path.write_bytes(b"partial")
     run_demo(again, seed=SEED, progress=False, **TINY)
+    assert not any(path.exists() for path in stale)
     m = _manifest(again)
     assert m["files_computed"] == [CERT_ROBUST, CERT_ROTATION]
     assert sorted(m["files_reused"]) == sorted(mtimes)
@@ -351,7 +359,7 @@ def test_tables_and_figures_are_rebuilt_from_saved_files(demo_run, tmp_path):
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"seed": -1}, ValueError, "`seed` must be an integer >= 0; got -1"),
+    ({"seed": -1}, ValueError, r"`seed` must be an integer in \[0, 2\*\*64 - 1\]; got -1"),
     ({"seed": 1.5}, TypeError, "`seed` must be an integer"),
     ({"seed": True}, TypeError, "`seed` must be an integer"),
     ({"image_runs": (("no-such-model", 0.25, 50),)}, ValueError,
@@ -380,11 +388,40 @@ def test_bad_settings_raise_before_anything_is_written(tmp_path, kwargs, error, 
     assert not out.exists()
 
 
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_second_demo_into_the_same_folder_is_refused(tmp_path, capsys):
+    from smoothing._io import FolderLock, FolderLockedError
+    from smoothing.cli import main
+
+    out = tmp_path / "busy"
+    with FolderLock(out, ".lock"):  # a demo running into `out` (a lock is per open file)
+        with pytest.raises(FolderLockedError, match="in use by another run"):
+            run_demo(out, progress=False, **TINY)
+        assert main(["demo", "--out", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and "in use by another run" in err[0], err
+        assert [p.name for p in out.iterdir()] == [".lock"]  # nothing else written
+    assert not out.joinpath(".lock").exists()
+
+
+def test_seed_and_out_are_checked(tmp_path):
+    with pytest.raises(ValueError, match=r"`seed` must be an integer in \[0, 2\*\*64 - 1\]"):
+        run_demo(tmp_path / "never", seed=2**64, progress=False, **TINY)
+    with pytest.raises(ValueError, match="`out_dir` must name a folder"):
+        run_demo("", progress=False, **TINY)
+    assert not (tmp_path / "never").exists()
+
+
 def test_presets_are_valid_and_quick_is_smaller():
-    demo_mod._check_config(demo_mod.QUICK)
-    demo_mod._check_config(demo_mod.FULL)
-    assert demo_mod.QUICK.n_images < demo_mod.FULL.n_images
-    assert demo_mod.QUICK.attack_margin == demo_mod.FULL.attack_margin == 0.95
+    demo_config.check_config(demo_config.QUICK)
+    demo_config.check_config(demo_config.FULL)
+    assert demo_config.QUICK.n_images < demo_config.FULL.n_images
+    assert demo_config.QUICK.attack_margin == demo_config.FULL.attack_margin == 0.95
 
 
 # ---------------------------------------------------------------------------
@@ -397,7 +434,7 @@ def test_cli_demo_quick_runs_and_resumes(tmp_path, monkeypatch, capsys):
 
     tiny_quick = DemoConfig(**{**TINY, "power_args": ("--reps", "1", "--figures", "2a",
                                                       "--quick")})
-    monkeypatch.setattr(demo_mod, "QUICK", tiny_quick)  # what `--quick` runs
+    monkeypatch.setattr(demo_config, "QUICK", tiny_quick)  # what `--quick` runs
     out = tmp_path / "cli"
     argv = ["demo", "--out", str(out), "--quick", "--seed", "2", "--no-progress"]
     assert main(argv) == 0

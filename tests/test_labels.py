@@ -2,7 +2,7 @@
 
 Covers smoothing._labels, the soundness labels of Summary.to_markdown/to_csv, the
 CLI's printout and warning, SegmentationCertificate.__repr__, Sampler.describe and
-the legends of smoothing.figures; and the figure fixes of simulations.power_curves
+the legends of smoothing.figures; and the figure fixes of smoothing.power_figures
 (no smoothing of coarse curves, the dashed exact line explained in every panel) and
 of plot_certified_accuracy_vs_radius (tau labels, legend names, the envelope's end).
 """
@@ -240,7 +240,7 @@ def test_gamma_panel_smooths_only_fine_grids(num, smoothed):
     pytest.importorskip("matplotlib")
     from matplotlib.figure import Figure
 
-    from simulations import power_curves as pc
+    from smoothing import power_figures as pc
 
     gammas = np.linspace(0, 0.1, num)
     assert pc.smooths(num) is smoothed
@@ -256,7 +256,7 @@ def test_gamma_panel_smooths_only_fine_grids(num, smoothed):
 
 def test_every_gamma_panel_explains_the_dashed_line(tmp_path):
     pytest.importorskip("matplotlib")
-    from simulations import power_curves as pc
+    from smoothing import power_figures as pc
 
     rows = _gamma_rows(np.linspace(0, 0.1, 11))
     seen = []

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from multitest import oracle
 from multitest._power import certify_threshold, guess_probability
-from simulations import oracle
 from simulations import power_curves as pc
 
 
@@ -350,7 +350,7 @@ def test_script_rejects_bad_arguments(tmp_path):
 @pytest.mark.parametrize("m, p", [(99, 0.003), (99, 0.2), (1, 0.5), (5, 0.999), (3, 0.6)])
 def test_zero_truncated_binomial(m, p):
     """The kernel's draw of Bin(m, p) conditioned on >= 1 (inversion and rejection branches)."""
-    from simulations.oracle import _positive_binomial
+    from multitest._oracle_kernels import positive_binomial as _positive_binomial
 
     g = np.random.default_rng(12)
     x = np.array([_positive_binomial(g, m, p) for _ in range(20_000)])

@@ -18,7 +18,9 @@ Subcommands:
 Bad options, missing files, a model that does not fit the data set and a resume
 with other options all end with ONE line ``segcertify: error: ...`` on stderr and
 exit status 2, before anything is written; messages name the flag (``--data-root``).
-See ``docs/cli.md``.
+OS errors (a read-only or full disk, an ``--out`` inside a file) and Ctrl-C at any
+moment end the same way: one line, exit status 2, no traceback, and the same
+command resumes what was finished. See ``docs/cli.md``.
 
 Start-up: this module builds the parser from the standard library only; torch,
 numpy and :mod:`smoothing.runs` are imported by the command handlers, so that
@@ -30,6 +32,7 @@ needs it ends with one line naming the ``torch`` extra.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 
@@ -128,11 +131,21 @@ def _memoize_gettext() -> Callable[[str], str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``segcertify`` with ``argv`` (default: ``sys.argv[1:]``); the exit status.
 
-    Returns 0 on success, 2 for a usage or validation error (one line on stderr,
-    nothing written) and for a bare ``segcertify`` (the usage on stderr), 130 when
-    interrupted. A command whose packages of the ``torch`` extra are missing ends
-    with one line naming ``pip install 'segcertify[torch]'``.
+    Returns 0 on success and 2 for every failure a user can cause or meet: a usage or
+    validation error (nothing written), an OS error (a read-only or full disk, an
+    ``--out`` that is a file or inside one), a bare ``segcertify`` (the usage on
+    stderr), and Ctrl-C at any moment. Each failure is ONE line on stderr, never a
+    traceback; a run interrupted or stopped by an OS error keeps what it finished,
+    and the same command resumes it. A command whose packages of the ``torch`` extra
+    are missing ends with one line naming ``pip install 'segcertify[torch]'``.
     """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return _interrupted()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     original = _memoize_gettext()
     try:
@@ -154,8 +167,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hint is None:
             raise
         return _fail(hint, parser)
-    except (ValueError, TypeError, OSError) as err:
+    except OSError as err:
+        return _fail(os_error_message(err), parser)
+    except (ValueError, TypeError, OverflowError) as err:
         return _fail(err, parser)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; run the same command again to resume.", file=sys.stderr)
-        return 130
+    except MemoryError:
+        return _fail(_OUT_OF_MEMORY, parser)
+    except RuntimeError as err:
+        if type(err).__name__ != "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+            raise
+        return _fail(f"the GPU ran out of memory ({str(err).splitlines()[0]}); "
+                     + _OUT_OF_MEMORY.split("; ", 1)[1], parser)
+
+
+#: The line of a MemoryError (what fills memory is a noisy batch, or one huge input).
+_OUT_OF_MEMORY = ("out of memory; lower `--batch-size` (noisy copies per forward pass), or "
+                  "`--image-size` / `--num-points`, then run the same command again to resume")
+#: The line of Ctrl-C.
+INTERRUPTED = ("interrupted (Ctrl-C); run the same command again to resume: finished work "
+               "is kept")
+
+
+def _interrupted() -> int:
+    """Print the one line of Ctrl-C, shielded from a second Ctrl-C; exit status 2."""
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to shield
+        previous = None
+    try:
+        print(f"{PROG}: error: {INTERRUPTED}", file=sys.stderr)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return 2
+
+
+def os_error_message(err: OSError) -> str:
+    """One line for an OS error: the cause, the file and what to do.
+
+    Examples
+    --------
+    >>> import errno
+    >>> print(os_error_message(OSError(errno.ENOSPC, "No space left on device", "run/x.npz")))
+    No space left on device: 'run/x.npz'; free some space, then run the same command
+    again to resume (finished work is kept)
+    >>> os_error_message(FileNotFoundError("Cityscapes root not found: 'data'."))
+    "Cityscapes root not found: 'data'."
+    """
+    if err.errno is None or not err.strerror:  # raised with a message of ours
+        return str(err)
+    import errno
+
+    text = err.strerror
+    if err.filename is not None:
+        text += f": '{os.fsdecode(err.filename)}'"
+    if getattr(err, "filename2", None) is not None:
+        text += f" -> '{os.fsdecode(err.filename2)}'"
+    if err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        text += ("; free some space, then run the same command again to resume (finished "
+                 "work is kept)")
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        text += "; check its permissions, or choose another output folder (`--out`)"
+    return text

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms of start-up
 if TYPE_CHECKING:
@@ -94,6 +95,34 @@ def _version() -> str:
     except PackageNotFoundError:  # pragma: no cover - a source tree, not installed
         return "unknown (not installed)"
 
+
+
+def out_dir(text: str) -> Path:
+    """The ``--out`` / ``OUT`` type: a folder path, never the empty string.
+
+    ``--out ""`` would write into the current folder; spell that ``--out .``.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "the output folder must not be empty (it would be the current folder; write "
+            "'.' for that)")
+    return Path(text)
+
+
+def check_out(path: Path, flag: str = "--out") -> None:
+    """Refuse an output path that cannot be a folder, before anything is loaded.
+
+    ``path`` must be a folder or not exist yet, and its nearest existing parent must be
+    a folder: an ``--out`` that is a file or a device (``/dev/null``), or lies inside
+    one (``FILE/sub``), is a ValueError naming ``flag``.
+    """
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "" if p == path else f" lies inside '{p}', which"
+                raise ValueError(f"`{flag}` '{path}'{where} is not a folder (a file or a "
+                                 "device); choose a folder.")
+            return
 
 
 def missing_extra(err: ImportError) -> str | None:

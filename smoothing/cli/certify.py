@@ -18,7 +18,9 @@ from smoothing.cli._common import (
     add_certify_options,
     add_data_options,
     add_model_options,
+    check_out,
     config_from_args,
+    out_dir,
 )
 
 TYPE_CHECKING = False
@@ -40,9 +42,9 @@ def add_parsers(sub: Any) -> None:
     add_data_options(p)
     add_certify_options(p)
     g = p.add_argument_group("run")
-    g.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    g.add_argument("--out", required=True, type=out_dir, metavar="DIR", help="output folder")
     g.add_argument("--device", default="auto",
-                   help="auto (CUDA if available), cpu, cuda, cuda:N (default: %(default)s)")
+                   help="auto (CUDA if available), cpu, cuda, cuda:N, mps (default: %(default)s)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--shard", choices=("inputs", "samples"), default="inputs",
                    help="under torchrun: split the inputs over the ranks, or split every "
@@ -50,7 +52,7 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=run_certify)
 
     p = sub.add_parser("summarize", help="rebuild summary.csv/.md from a run folder")
-    p.add_argument("out", type=Path, metavar="OUT", help="the run folder")
+    p.add_argument("out", type=out_dir, metavar="OUT", help="the run folder")
     p.set_defaults(func=run_summarize)
 
 
@@ -72,6 +74,7 @@ def _distributed() -> Any:
 
 def _prepare(args: argparse.Namespace, device: object) -> runs.CertificationRun:
     """Validate everything (no writes); warnings are shown only if it succeeds."""
+    check_out(args.out)
     return prepare_run(config_from_args(args), device, args.out)
 
 
@@ -177,6 +180,7 @@ def _certify(args: argparse.Namespace, ctx: Any) -> int:
 
 def run_summarize(args: argparse.Namespace) -> int:
     """The handler of ``segcertify summarize`` (exit status)."""
+    check_out(args.out, "OUT")
     from smoothing import runs
 
     with store_warnings():

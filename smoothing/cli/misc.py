@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from smoothing.cli._common import check_out, out_dir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=run_models)
 
     p = sub.add_parser("demo", help="quick end-to-end demonstration on built-in data")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR", help="output folder")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="quick", action="store_true", default=True,
                       help="small settings, minutes on a CPU (default)")
@@ -41,6 +42,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     """The handler of ``segcertify demo``."""
+    check_out(args.out)
     from smoothing.runs.demo import run_demo as demo
 
     demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress)

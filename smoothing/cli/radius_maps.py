@@ -20,7 +20,9 @@ from smoothing.cli._common import (
     add_certify_options,
     add_data_options,
     add_model_options,
+    check_out,
     config_from_args,
+    out_dir,
 )
 
 TYPE_CHECKING = False
@@ -47,18 +49,19 @@ def add_parsers(sub: Any) -> None:
     g.add_argument("--from-run", type=Path, metavar="RUN",
                    help="a certify run folder whose label files hold the counts: its options "
                         "and counts make the maps, without sampling again")
-    g.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    g.add_argument("--out", required=True, type=out_dir, metavar="DIR", help="output folder")
     g.add_argument("--device", default="auto",
-                   help="auto (CUDA if available), cpu, cuda, cuda:N (default: %(default)s)")
+                   help="auto (CUDA if available), cpu, cuda, cuda:N, mps (default: %(default)s)")
     g.add_argument("--no-figures", action="store_true", help="write the .npz layers only")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=run_radius_maps)
+    p.set_defaults(func=run_radius_maps, subparser=p)
 
 
 def run_radius_maps(args: argparse.Namespace) -> int:
     """The handler of ``segcertify radius-maps`` (exit status)."""
     if args.levels is not None and args.method != "ladder":
         raise ValueError("--levels needs --method ladder.")
+    check_out(args.out)
     import multitest
     from smoothing.cli.certify import prepare_run, store_warnings
     from smoothing.runs.radius_maps import write_radius_maps
@@ -82,12 +85,11 @@ def _config_of_run(args: argparse.Namespace) -> Any:
     (one that differs from its default) must equal the run's."""
     import json
 
-    from smoothing.cli import build_parser
     from smoothing.runs.radius_maps import IGNORED_OPTIONS, run_config
 
     recorded = run_config(args.from_run)
     given = config_from_args(args).to_dict()
-    default = config_from_args(build_parser().parse_args(["radius-maps", "--out", "-"]))
+    default = config_from_args(args.subparser.parse_args(["--out", "-"]))
     default_values, theirs = default.to_dict(), recorded.to_dict()
     moved = {}
     for key, value in given.items():

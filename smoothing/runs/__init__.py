@@ -17,7 +17,13 @@ certify`` call.
 
 from smoothing.runs.config import (
     DATASETS,
+    MAX_BATCH_SIZE,
     MAX_IMAGE_PIXELS,
+    MAX_INDEX,
+    MAX_K,
+    MAX_NUM_POINTS,
+    MAX_SAMPLES,
+    MAX_SEED,
     SAMPLERS,
     GridPoint,
     ImpossibleGridPointWarning,
@@ -58,7 +64,13 @@ from smoothing.runs.summary import (
 
 __all__ = [
     "DATASETS",
+    "MAX_BATCH_SIZE",
     "MAX_IMAGE_PIXELS",
+    "MAX_INDEX",
+    "MAX_K",
+    "MAX_NUM_POINTS",
+    "MAX_SAMPLES",
+    "MAX_SEED",
     "SAMPLERS",
     "SHARED_SAMPLING_NOTE",
     "SUMMARY_COLUMNS",

@@ -18,12 +18,17 @@ from typing import Any
 import numpy as np
 
 import samplers
-from smoothing._sampling import check_int
 from smoothing.segcertify import CERTIFYING_CORRECTIONS
 
 __all__ = [
     "DATASETS",
+    "MAX_BATCH_SIZE",
     "MAX_IMAGE_PIXELS",
+    "MAX_INDEX",
+    "MAX_K",
+    "MAX_NUM_POINTS",
+    "MAX_SAMPLES",
+    "MAX_SEED",
     "SAMPLERS",
     "GridPoint",
     "ImpossibleGridPointWarning",
@@ -35,7 +40,21 @@ __all__ = [
 #: Largest ``image_size`` (height x width) a run accepts: 2**24 pixels, 16x a Cityscapes
 #: frame; one noisy batch of 50 such RGB images already takes 10 GB in float32.
 MAX_IMAGE_PIXELS = 2**24
-#: Options that may differ between a run and its resume (they do not change results).
+#: Largest ``n0`` and ``n``: a run stores its counts as int32 (2**31 - 1 is already
+#: years of forward passes on one GPU).
+MAX_SAMPLES = 2**31 - 1
+#: Largest ``batch_size``: 2**20 noisy copies per forward pass (one of 64 x 128 RGB
+#: scenes is 100 GB in float32).
+MAX_BATCH_SIZE = 2**20
+#: Largest ``num_points`` per cloud: 2**22 (ShapeNet objects have about 2,500).
+MAX_NUM_POINTS = 2**22
+#: Input indices lie in ``[0, MAX_INDEX)``: ``start``, ``stride``, ``num_inputs`` and
+#: the last selected index ``start + stride * (num_inputs - 1)``.
+MAX_INDEX = 2**40
+#: Largest ``k`` of the k-FWER corrections (int64; :func:`multitest.lehmann_romano`).
+MAX_K = 2**63 - 1
+#: ``seed`` and ``data_seed`` are unsigned 64-bit integers.
+MAX_SEED = 2**64 - 1
 
 # --------------------------------------------------------------------------- tables
 @dataclass(frozen=True)
@@ -99,29 +118,32 @@ class RunConfig:
         (height, width): the synthetic scenes' size (default (64, 128)); resizes the
         images of Cityscapes / Pascal Context (default: native size).
     num_points : int, default 2048
-        Points per cloud (parts, shapenet-part).
+        Points per cloud (parts, shapenet-part), at most :data:`MAX_NUM_POINTS` (2**22).
     data_seed : int, default 0
-        Seed of the synthetic data and of ShapeNet's resampling.
+        Seed of the synthetic data and of ShapeNet's resampling, in [0, 2**64 - 1].
     sampler : {'gaussian', 'laplace', 'rotation-z', 'rotation-3d'}, default 'gaussian'
         Smoothing distribution; ``sigma`` is its parameter (the Laplace scale).
     sigma : tuple of float, optional
         Noise levels of the grid; default: the model's training sigma (Gaussian).
     n0 : int, default 10
-        Samples for guessing the classes.
+        Samples for guessing the classes, in [1, :data:`MAX_SAMPLES`] (2**31 - 1).
     n, tau : tuple
-        Sample sizes and thresholds of the grid.
+        Sample sizes (each in [1, 2**31 - 1]) and thresholds of the grid.
     alpha : float, default 0.001
         FWER of every certificate.
     correction : str, default 'holm'
-        One of :data:`smoothing.CERTIFYING_CORRECTIONS`; ``k`` for the k-FWER ones.
+        One of :data:`smoothing.CERTIFYING_CORRECTIONS`; ``k`` (in [1, 2**63 - 1]) for
+        the k-FWER ones.
     batch_size : int, default 50
-        Noisy copies per forward pass (part of the noise stream, hence compared).
+        Noisy copies per forward pass (part of the noise stream, hence compared), at
+        most :data:`MAX_BATCH_SIZE` (2**20).
     num_inputs, start, stride : int
         Inputs ``start, start + stride, ...``; ``num_inputs`` of them (default: 100
         for streets, 96 for parts, all for the real data sets). A resume may raise
         ``num_inputs`` when nothing else changed: only the new inputs are certified.
+        Every selected index lies below :data:`MAX_INDEX` (2**40).
     seed : int, default 0
-        Base seed of the noise.
+        Base seed of the noise, in [0, 2**64 - 1].
     axis : {'x', 'y', 'z'}, optional
         Rotation axis of the ``'rotation-z'`` sampler (default ``'z'``); not allowed
         with the other samplers.
@@ -265,17 +287,12 @@ def check_config(cfg: RunConfig, custom: DatasetInfo | None = None) -> None:
             f"`correction` must be one of {', '.join(sorted(CERTIFYING_CORRECTIONS))} (those "
             f"that certify under arbitrary dependence); got {cfg.correction!r}."
         )
-    for name in ("n0", "k", "batch_size", "num_points", "stride"):
-        check_int(getattr(cfg, name), name, low=1)
-    for name in ("start", "seed", "data_seed"):
-        check_int(getattr(cfg, name), name, low=0)
-    if cfg.num_inputs is not None:
-        check_int(cfg.num_inputs, "num_inputs", low=1)
+    _check_counts(cfg)
     alpha = _check_real(cfg.alpha, "alpha")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"`alpha` must lie in (0, 1); got {cfg.alpha!r}.")
     for n in _check_list(cfg.n, "n"):
-        check_int(n, "n", low=1)
+        check_bounded(n, "n", 1, MAX_SAMPLES, "2**31 - 1")
     for tau in _check_list(cfg.tau, "tau"):
         if not 0.5 <= _check_real(tau, "tau") < 1.0:
             raise ValueError(f"`tau` must lie in [0.5, 1); got {tau!r}.")
@@ -293,6 +310,56 @@ def check_config(cfg: RunConfig, custom: DatasetInfo | None = None) -> None:
     _check_axis(cfg)
     if cfg.image_size is not None:
         _check_image_size(cfg.image_size)
+
+
+#: The integer options: name -> (smallest, largest, the largest as written in messages).
+_COUNT_BOUNDS: dict[str, tuple[int, int, str]] = {
+    "n0": (1, MAX_SAMPLES, "2**31 - 1"),
+    "k": (1, MAX_K, "2**63 - 1"),
+    "batch_size": (1, MAX_BATCH_SIZE, "2**20"),
+    "num_points": (1, MAX_NUM_POINTS, "2**22"),
+    "start": (0, MAX_INDEX - 1, "2**40 - 1"),
+    "stride": (1, MAX_INDEX - 1, "2**40 - 1"),
+    "num_inputs": (1, MAX_INDEX, "2**40"),
+    "seed": (0, MAX_SEED, "2**64 - 1"),
+    "data_seed": (0, MAX_SEED, "2**64 - 1"),
+}
+
+
+def check_bounded(value: object, name: str, low: int, high: int, high_text: str) -> int:
+    """``value`` as an int in ``[low, high]``, else a TypeError/ValueError naming ``name``
+    and the range (``high_text`` writes ``high``, e.g. ``'2**31 - 1'``).
+
+    Examples
+    --------
+    >>> check_bounded(5, "n", 1, 2**31 - 1, "2**31 - 1")
+    5
+    >>> check_bounded(2**63, "n", 1, 2**31 - 1, "2**31 - 1")
+    Traceback (most recent call last):
+    ...
+    ValueError: `n` must be an integer in [1, 2**31 - 1]; got 9223372036854775808.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"`{name}` must be an integer in [{low}, {high_text}]; got {value!r}.")
+    if not low <= value <= high:
+        raise ValueError(f"`{name}` must be an integer in [{low}, {high_text}]; got {value!r}.")
+    return int(value)
+
+
+def _check_counts(cfg: RunConfig) -> None:
+    """Every count, index and seed within its range (:data:`_COUNT_BOUNDS`), and the last
+    selected index below :data:`MAX_INDEX`: checked before anything is allocated."""
+    for name, (low, high, text) in _COUNT_BOUNDS.items():
+        value = getattr(cfg, name)
+        if value is not None or name != "num_inputs":
+            check_bounded(value, name, low, high, text)
+    if cfg.num_inputs is not None:
+        last = cfg.start + cfg.stride * (cfg.num_inputs - 1)
+        if last >= MAX_INDEX:
+            raise ValueError(
+                f"the last input index `start` + `stride` x (`num_inputs` - 1) = {last} must "
+                f"be below 2**40 ({MAX_INDEX}); lower `num_inputs` or `stride`."
+            )
 
 
 def _check_image_size(size: object) -> None:

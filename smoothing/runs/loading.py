@@ -20,14 +20,27 @@ from smoothing.runs.config import DATASETS, SAMPLERS, DatasetInfo, RunConfig
 __all__ = ["predict_clean"]
 
 
+#: Device types a run computes on (``meta`` holds no data; others are untested).
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a :class:`torch.device` that exists here ('auto': CUDA if available).
+
+    Raises ValueError for another type than :data:`DEVICE_TYPES` (e.g. ``'meta'``,
+    whose tensors hold no data) or a device this machine does not have.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    accepted = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError, TypeError) as err:
-        raise ValueError(f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}.") \
-            from err
+        raise ValueError(f"`device` must be {accepted}; got {device!r}.") from err
+    if dev.type not in DEVICE_TYPES:
+        raise ValueError(f"`device` must be {accepted}; got {device!r}.")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"`device` is {device!r} but MPS is not available on this machine.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"`device` is {device!r} but CUDA is not available on this machine.")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
