@@ -44,7 +44,9 @@ __all__ = ["GUESSES", "RULES", "HierarchicalCertificate", "HierarchicalSegCertif
 RULES: tuple[str, ...] = ("nested", "adaptive")
 #: How the guessed path is chosen from the ``n0`` samples: ``'fine'`` the path of the
 #: most frequent fine class; ``'top_down'`` the most frequent top-level class, then its
-#: most frequent child, and so on down to a fine class.
+#: most frequent child, and so on down to a fine class (siblings that tie are told
+#: apart by the counts further down: the fine class whose counts along its path from
+#: the top are lexicographically largest; then the lowest class index).
 GUESSES: tuple[str, ...] = ("fine", "top_down")
 
 
@@ -413,8 +415,9 @@ class HierarchicalSegCertify:
                                                   method=self.correction, k=self.k)
             step, threshold = res.finest, res.threshold
         else:
-            step, threshold = self._adaptive(flat_counts,
-                                             cert.counts0.numpy().reshape(N, h.depth), tau)
+            step, threshold = adaptive_steps(
+                flat_counts, cert.counts0.numpy().reshape(N, h.depth), self.n, self.n0, tau,
+                self.alpha, method=self.correction, k=self.k, agree=self.agree)
         rows = np.arange(N)
         nodes = np.where(step >= 0, paths[rows, np.maximum(step, 0)], ABSTAIN)
         nodes = _finest_equal(nodes, paths, h)
@@ -431,20 +434,23 @@ class HierarchicalSegCertify:
                        threshold=int(threshold), params=params,
                        time_testing=time.perf_counter() - t0, sound=self.sound)
 
-    def _adaptive(self, counts: np.ndarray, counts0: np.ndarray,
-                  tau: float) -> tuple[np.ndarray, int]:
-        """The level choice of [2]_: one tested node per component, from the n0 counts."""
-        D = counts.shape[1]
-        need = math.ceil(self.agree * self.n0 - 1e-9)
-        enough = counts0 >= need
-        step = np.where(enough.any(axis=1), enough.argmax(axis=1), D - 1)
-        chosen = counts[np.arange(counts.shape[0]), step]
-        test = multitest.certify_counts(chosen, self.n, tau, self.alpha,
-                                        method=self.correction, k=self.k)
-        return np.where(test.reject, step, -1), int(test.threshold)
-
 
 # ---------------------------------------------------------------------- helpers
+def adaptive_steps(counts: np.ndarray, counts0: np.ndarray, n: int, n0: int, tau: float,
+                   alpha: float, *, method: str, k: int, agree: float) -> tuple[np.ndarray, int]:
+    """The level choice of [2]_ from counts: per chain (rows of the (N, D) arrays) the
+    finest step that at least ``ceil(agree * n0)`` guessing samples fall into (else
+    the coarsest), tested across chains with ``method``. Returns the certified step
+    (-1: abstain) of every chain and the count threshold."""
+    D = counts.shape[1]
+    need = math.ceil(agree * n0 - 1e-9)
+    enough = counts0 >= need
+    step = np.where(enough.any(axis=1), enough.argmax(axis=1), D - 1)
+    chosen = counts[np.arange(counts.shape[0]), step]
+    test = multitest.certify_counts(chosen, n, tau, alpha, method=method, k=k)
+    return np.where(test.reject, step, -1), int(test.threshold)
+
+
 def _choice(value: object, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}; "
