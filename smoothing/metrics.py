@@ -23,7 +23,9 @@ memory; the functions are one-call shortcuts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -397,6 +399,10 @@ class HierarchicalMetrics:
     a node of a higher level says too little and counts as an abstention there.
     :meth:`miou` is the mean IoU of that view (level 0: the flat mIoU).
 
+    **Records.** :meth:`state` returns the accumulated counts as JSON-ready values
+    and :meth:`add_state` adds such a state (validated: it may come from a file), so
+    a run can store one input's state per record and pool any subset of records.
+
     Examples
     --------
     >>> import numpy as np
@@ -432,14 +438,19 @@ class HierarchicalMetrics:
         self._gain = 0.0
         C = hierarchy.num_classes
         self._gain_of = np.log(C) - np.log(hierarchy.leaf_counts.astype(float))
-        self._views: list[tuple[np.ndarray, SegmentationMetrics]] = []
+        self._lookups: list[np.ndarray] = []  # node -> class of the level view, or -1
+        self._inter: list[np.ndarray] = []  # per level: pooled intersection, union per class
+        self._union: list[np.ndarray] = []
+        self._iou = np.zeros(L)  # per level: sum of per-input IoUs and their count
+        self._pairs = np.zeros(L, dtype=np.int64)
         for level in range(L):
             groups = hierarchy.level_groups(level)
             ids = np.unique(groups[:C])
             compact = np.full(hierarchy.num_nodes, ABSTAIN, dtype=np.int64)
             compact[ids] = np.arange(ids.size)
-            lookup = np.where(groups >= 0, compact[np.maximum(groups, 0)], ABSTAIN)
-            self._views.append((lookup, SegmentationMetrics(ids.size, ignore_index=None)))
+            self._lookups.append(np.where(groups >= 0, compact[np.maximum(groups, 0)], ABSTAIN))
+            self._inter.append(np.zeros(ids.size, dtype=np.int64))
+            self._union.append(np.zeros(ids.size, dtype=np.int64))
 
     def update(self, nodes: object, target: object) -> None:
         """Add one input: certified ``nodes`` (ABSTAIN = -1) against fine ``target``."""
@@ -469,9 +480,15 @@ class HierarchicalMetrics:
         self._correct += np.bincount(h.levels[v[correct]], minlength=L)
         self._abstained += int(v.size - np.count_nonzero(done))
         self._gain += float(self._gain_of[v[correct]].sum())
-        for lookup, metrics in self._views:
+        for level, lookup in enumerate(self._lookups):
             pred = np.where(done, lookup[np.maximum(v, 0)], ABSTAIN)
-            metrics.update(pred, lookup[t])
+            inter, union = intersection_union(confusion_matrix(
+                pred, lookup[t], self._inter[level].size, ignore_index=None))
+            self._inter[level] += inter
+            self._union[level] += union
+            iou_sum, pairs = iou_pair_sum(inter, union)
+            self._iou[level] += iou_sum
+            self._pairs[level] += pairs
         self.num_components += int(v.size)
         self.num_inputs += 1
 
@@ -505,15 +522,80 @@ class HierarchicalMetrics:
         c = self.hierarchy.num_classes
         return float(self.cig_nats / np.log(c)) if c > 1 else float("nan")
 
-    def miou(self, level: int = 0) -> float:
-        """Data-set mIoU of the level-``level`` view (:func:`miou_dataset` convention)."""
+    def miou(self, level: int = 0, *, per_image: bool = False) -> float:
+        """mIoU of the level-``level`` view: the data-set convention of
+        :func:`miou_dataset`, or with ``per_image=True`` the paper's (App. A.1) of
+        :func:`miou_per_image`."""
         self.hierarchy.level_groups(level)  # validates `level`
-        return self._views[level][1].miou_dataset
+        if per_image:
+            pairs = self._pairs[level]
+            return float(self._iou[level] / pairs) if pairs else float("nan")
+        return miou_pooled(self._inter[level], self._union[level])
+
+    def state(self) -> dict[str, Any]:
+        """Everything accumulated, as JSON-ready additive counts: one input's
+        :meth:`state` is what a run record stores, and :meth:`add_state` pools records
+        into data-set metrics (the same numbers as one object updated with all inputs,
+        up to the rounding of float sums)."""
+        return {
+            "hierarchy_sha256": self.hierarchy.fingerprint,
+            "num_inputs": self.num_inputs, "num_components": self.num_components,
+            "abstained": self._abstained, "certified": self._certified.tolist(),
+            "correct": self._correct.tolist(), "gain_nats": self._gain,
+            "intersection": [a.tolist() for a in self._inter],
+            "union": [a.tolist() for a in self._union],
+            "iou_sum": self._iou.tolist(), "iou_pairs": self._pairs.tolist(),
+        }
+
+    def add_state(self, state: Mapping[str, Any]) -> None:
+        """Add another :meth:`state` (e.g. one read back from a run record).
+
+        Raises
+        ------
+        ValueError
+            If ``state`` was made with another hierarchy, misses a field, or holds
+            a value of the wrong length, sign or type (records are untrusted).
+        """
+        h = self.hierarchy
+        if not isinstance(state, Mapping):
+            raise ValueError(f"`state` must be a mapping; got {type(state).__name__}.")
+        if state.get("hierarchy_sha256") != h.fingerprint:
+            raise ValueError(f"`state` was made with another hierarchy "
+                             f"({str(state.get('hierarchy_sha256'))[:12]}...) than "
+                             f"{h.name!r} ({h.fingerprint[:12]}...).")
+        L = h.num_levels
+        sizes = [a.size for a in self._inter]
+        got = {
+            "num_inputs": _counts(state, "num_inputs", None),
+            "num_components": _counts(state, "num_components", None),
+            "abstained": _counts(state, "abstained", None),
+            "certified": _counts(state, "certified", L),
+            "correct": _counts(state, "correct", L),
+            "iou_pairs": _counts(state, "iou_pairs", L),
+            "intersection": [_counts(state["intersection"], lv, g, "intersection")
+                             for lv, g in enumerate(sizes)] if _is_list(state, "intersection",
+                                                                        L) else None,
+            "union": [_counts(state["union"], lv, g, "union") for lv, g in enumerate(sizes)]
+            if _is_list(state, "union", L) else None,
+            "gain_nats": _reals(state, "gain_nats", None),
+            "iou_sum": _reals(state, "iou_sum", L),
+        }
+        self.num_inputs += int(got["num_inputs"])
+        self.num_components += int(got["num_components"])
+        self._abstained += int(got["abstained"])
+        self._certified += got["certified"]
+        self._correct += got["correct"]
+        self._pairs += got["iou_pairs"]
+        self._gain += float(got["gain_nats"])
+        self._iou += got["iou_sum"]
+        for level in range(L):
+            self._inter[level] += got["intersection"][level]
+            self._union[level] += got["union"][level]
 
     def summary(self) -> dict[str, float]:
         """All metrics as a flat dict (for a CSV row): ``abstain_rate``, ``accuracy``,
         ``cig``, ``cig_nats`` and, per level ``l``, ``certified_l``, ``accuracy_l``,
-        ``miou_l``."""
+        ``miou_l`` (data set) and ``miou_per_image_l``."""
         out: dict[str, float] = {"abstain_rate": self.abstain_rate, "accuracy": self.accuracy,
                                  "cig": self.cig, "cig_nats": self.cig_nats}
         for level, (f, a) in enumerate(zip(self.certified_fraction(),
@@ -521,9 +603,46 @@ class HierarchicalMetrics:
             out[f"certified_{level}"] = float(f)
             out[f"accuracy_{level}"] = float(a)
             out[f"miou_{level}"] = self.miou(level)
+            out[f"miou_per_image_{level}"] = self.miou(level, per_image=True)
         out["num_inputs"] = self.num_inputs
         out["num_components"] = self.num_components
         return out
+
+
+def _is_list(state: Mapping[str, Any], key: str, length: int) -> bool:
+    value = state.get(key)
+    if not isinstance(value, list) or len(value) != length:
+        raise ValueError(f"`state[{key!r}]` must be a list of {length} entries; got "
+                         f"{value!r:.60}.")
+    return True
+
+
+def _counts(state: Any, key: Any, length: int | None, name: str | None = None) -> Any:
+    """``state[key]``: a non-negative int (``length`` None) or a list of ``length`` of them."""
+    what = f"`state[{name!r}][{key}]`" if name else f"`state[{key!r}]`"
+    try:
+        value = state[key]
+    except (KeyError, IndexError, TypeError):
+        raise ValueError(f"{what} is missing.") from None
+    items = [value] if length is None else value
+    if length is not None and (not isinstance(value, list) or len(value) != length):
+        raise ValueError(f"{what} must be a list of {length} counts; got {value!r:.60}.")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in items):
+        raise ValueError(f"{what} must hold non-negative integers; got {value!r:.60}.")
+    return np.asarray(value, dtype=np.int64)
+
+
+def _reals(state: Mapping[str, Any], key: str, length: int | None) -> Any:
+    value = state.get(key)
+    items = [value] if length is None else value
+    if length is not None and (not isinstance(value, list) or len(value) != length):
+        raise ValueError(f"`state[{key!r}]` must be a list of {length} numbers; got "
+                         f"{value!r:.60}.")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+               and v >= 0 for v in items):
+        raise ValueError(f"`state[{key!r}]` must hold finite non-negative numbers; got "
+                         f"{value!r:.60}.")
+    return np.asarray(value, dtype=np.float64)
 
 
 def certified_information_gain(nodes: Sequence[object] | object,

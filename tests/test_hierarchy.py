@@ -338,6 +338,7 @@ def test_flat_hierarchy_metrics_are_the_flat_ones(rng):
         flat.update(p, t)
     assert m.cig == pytest.approx(flat.accuracy)  # CIG of a flat certificate = accuracy
     assert m.miou(0) == flat.miou_dataset
+    assert m.miou(0, per_image=True) == flat.miou_per_image
     assert m.abstain_rate == flat.abstain_rate and m.num_components == 77
 
 
@@ -367,3 +368,76 @@ def test_metrics_validation():
     with pytest.raises(TypeError, match="both as arrays"):
         certified_information_gain([np.array([0])], np.array([0]), h)
     assert math.isnan(HierarchicalMetrics(Hierarchy.flat(1)).cig)
+
+
+# ---------------------------------------------------------------------------
+# the measurement script
+# ---------------------------------------------------------------------------
+def test_simulation_quick_mode(tmp_path):
+    import csv
+
+    from simulations import hierarchical as sim
+
+    args = ["--out", str(tmp_path), "--figures", str(tmp_path), "--threads", "1"]
+    assert sim.main(["--quick", *args]) == 0
+    with open(tmp_path / "hierarchical.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["rule"] for r in rows} == set(sim.RULES)
+    assert len(rows) == 2 * len(sim.RULES) * 2  # 2 data sets, seed 0 and the mean
+    for dataset in ("parts", "streets"):
+        by = {r["rule"]: r for r in rows if r["dataset"] == dataset and r["seed"] == "0"}
+        for r in by.values():
+            total = sum(float(r[k]) for k in ("certified_fine_pct", "certified_coarse_pct",
+                                              "abstain_pct"))
+            assert total == pytest.approx(100, abs=1e-3)
+            assert float(r["accuracy_fine_pct"]) <= float(r["certified_fine_pct"]) + 1e-9
+        flat, nested = by["flat-holm"], by["nested-holm"]
+        assert flat["certified_fine_pct"] == nested["certified_fine_pct"]  # the flat labels
+        assert float(flat["certified_coarse_pct"]) == 0
+        assert float(nested["abstain_pct"]) <= float(flat["abstain_pct"])
+        assert float(nested["cig"]) >= float(flat["cig"])
+        assert float(nested["abstain_pct"]) <= float(by["nested-bonferroni"]["abstain_pct"])
+    assert (tmp_path / "hierarchical.png").stat().st_size > 0
+    assert "| parts | nested Holm (step-down) |" in (tmp_path / "hierarchical_table.md").read_text()
+    assert sim.main(["--plot-only", *args]) == 0
+
+
+def test_states_pool_like_one_object(rng):
+    h = builtin_hierarchy("cityscapes-ahc")
+    whole = HierarchicalMetrics(h)
+    pooled = HierarchicalMetrics(h)
+    for _ in range(3):
+        nodes = rng.integers(-1, h.num_nodes, size=(5, 7))
+        target = rng.integers(0, h.num_classes, size=(5, 7))
+        target[0, 0] = 255
+        whole.update(nodes, target)
+        one = HierarchicalMetrics(h)
+        one.update(nodes, target)
+        pooled.add_state(json.loads(json.dumps(one.state())))
+    a, b = whole.summary(), pooled.summary()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key] == pytest.approx(b[key], rel=1e-12)
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"hierarchy_sha256": "0" * 64}, "another hierarchy"),
+    ({"abstained": -1}, "non-negative integers"),
+    ({"num_inputs": True}, "non-negative integers"),
+    ({"certified": [1]}, "list of 2 counts"),
+    ({"intersection": [[0] * 5]}, "list of 2 entries"),
+    ({"union": [[0] * 4, [0] * 3]}, r"\['union'\]\[0\]"),
+    ({"gain_nats": float("nan")}, "finite non-negative"),
+    ({"iou_sum": [0.0, -1.0]}, "finite non-negative"),
+    ({"num_components": None}, "non-negative integers"),
+])
+def test_add_state_rejects_bad_records(change, match):
+    h = toy()
+    m = HierarchicalMetrics(h)
+    m.update(np.array([0, 5, -1]), np.array([0, 1, 2]))
+    state = {**m.state(), **change}
+    with pytest.raises(ValueError, match=match):
+        HierarchicalMetrics(h).add_state(state)
+    with pytest.raises(ValueError, match="is missing"):
+        HierarchicalMetrics(h).add_state({k: v for k, v in m.state().items()
+                                          if k != "correct"})
