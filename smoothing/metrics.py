@@ -239,16 +239,22 @@ class SegmentationMetrics:
         }
 
 
-def _accumulate(preds: object, targets: object, num_classes: int,
-                ignore_index: int | None) -> SegmentationMetrics:
+def _inputs(preds: object, targets: object, what: str = "preds",
+            noun: str = "predictions") -> list[tuple[object, object]]:
+    """(prediction, target) per input, from two arrays or two sequences of arrays."""
     if isinstance(preds, (list, tuple)) != isinstance(targets, (list, tuple)):
-        raise TypeError("pass `preds` and `targets` both as arrays or both as sequences.")
+        raise TypeError(f"pass `{what}` and `targets` both as arrays or both as sequences.")
     if not isinstance(preds, (list, tuple)):
         preds, targets = [preds], [targets]
     if len(preds) != len(targets):
-        raise ValueError(f"got {len(preds)} predictions and {len(targets)} targets.")
+        raise ValueError(f"got {len(preds)} {noun} and {len(targets)} targets.")
+    return list(zip(preds, targets, strict=True))
+
+
+def _accumulate(preds: object, targets: object, num_classes: int,
+                ignore_index: int | None) -> SegmentationMetrics:
     m = SegmentationMetrics(num_classes, ignore_index=ignore_index)
-    for p, t in zip(preds, targets, strict=True):
+    for p, t in _inputs(preds, targets):
         m.update(p, t)
     return m
 
@@ -680,13 +686,7 @@ def certified_information_gain(nodes: Sequence[object] | object,
     >>> certified_information_gain(np.array([0, 4, -1, 5]), np.array([0, 1, 2, 0]), h)
     0.375
     """
-    if isinstance(nodes, (list, tuple)) != isinstance(targets, (list, tuple)):
-        raise TypeError("pass `nodes` and `targets` both as arrays or both as sequences.")
-    if not isinstance(nodes, (list, tuple)):
-        nodes, targets = [nodes], [targets]
-    if len(nodes) != len(targets):
-        raise ValueError(f"got {len(nodes)} node maps and {len(targets)} targets.")
     m = HierarchicalMetrics(hierarchy, ignore_index=ignore_index)
-    for v, t in zip(nodes, targets, strict=True):
+    for v, t in _inputs(nodes, targets, "nodes", "node maps"):
         m.update(v, t)
     return m.cig if normalize else m.cig_nats

@@ -25,7 +25,6 @@ def test_the_first_example_prints_what_it_says():
 
 
 def test_the_tree_example_builds(tmp_path):
-    import json
 
     from smoothing.hierarchy import read_hierarchy
 

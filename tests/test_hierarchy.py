@@ -441,3 +441,21 @@ def test_add_state_rejects_bad_records(change, match):
     with pytest.raises(ValueError, match="is missing"):
         HierarchicalMetrics(h).add_state({k: v for k, v in m.state().items()
                                           if k != "correct"})
+
+
+def test_node_palette_lightens_coarser_levels():
+    from smoothing.figures import colorize, node_palette
+
+    h = builtin_hierarchy("cityscapes-ahc")
+    base = np.full((19, 3), 40, dtype=np.uint8)
+    pal = node_palette(h, base)
+    assert pal.shape == (h.num_nodes, 3) and (pal[:19] == 40).all()
+    brightness = pal.astype(int).sum(axis=1)
+    for v in range(h.num_nodes):  # every node at least as light as its children
+        if h.parents[v] != -1:
+            assert brightness[h.parents[v]] >= brightness[v]
+    assert colorize(np.array([h.num_nodes - 1, -1]), pal).shape == (2, 3)
+    with pytest.raises(ValueError, match="a colour for each of the 19"):
+        node_palette(h, base[:5])
+    with pytest.raises(ValueError, match="`lighten`"):
+        node_palette(h, base, lighten=1.0)
