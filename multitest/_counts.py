@@ -102,21 +102,6 @@ def _compact_dtype(n: int) -> type:
     return np.int64
 
 
-def first_count_at_most(n: int, tau: float, c: float) -> int:
-    """The smallest count x in [0, n + 1] whose p-value ``P(Bin(n, tau) >= x)`` is <= c
-    (n + 1: none is), by bisection on the same doubles as every other path."""
-    # count -1 stands for "below every count" (never tested); count 0 has
-    # p-value 1, which a critical value c >= 1 (k alpha / N >= 1) admits
-    lo, hi = -1, n + 1  # count n + 1 meets every c
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if pvalue_of_count(n, tau, mid) <= c:
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
 class _CountLevels:
     """Critical values to count thresholds for one (n, tau).
 
@@ -139,7 +124,16 @@ class _CountLevels:
         self._neg = neg  # nondecreasing
 
     def _search(self, c: float) -> int:
-        return first_count_at_most(self.n, self.tau, c)
+        # count -1 stands for "below every count" (never tested); count 0 has
+        # p-value 1, which a critical value c >= 1 (k alpha / N >= 1) admits
+        lo, hi = -1, self.n + 1  # count n + 1 meets every c
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if pvalue_of_count(self.n, self.tau, mid) <= c:
+                hi = mid
+            else:
+                lo = mid
+        return hi
 
     def at_least(self, c: float) -> int:
         if c < 0:

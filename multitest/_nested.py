@@ -13,12 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from multitest._binomial import _as_counts, _as_n, check_count_range
-from multitest._counts import (
-    COUNT_METHODS,
-    CountCertificate,
-    certify_counts,
-    first_count_at_most,
-)
+from multitest._counts import COUNT_METHODS, CountCertificate, _CountLevels, certify_counts
 from multitest._result import read_only
 from multitest._step import critical_values
 from multitest._validation import check_alpha, check_k, check_probability
@@ -191,7 +186,7 @@ def certify_nested_counts(counts, n: int, tau: float, alpha: float, *, method: s
     else:  # the final critical value of the step-down: the one at rank R + 1 (R < N)
         critical = float(critical_values(spec.code, N, alpha, k, 0.0)(
             min(fine.num_rejected + 1, N)))
-        threshold = first_count_at_most(n, tau, critical)
+        threshold = _CountLevels(n, tau, critical, critical).at_least(critical)
     reject = c >= threshold
     reject[..., 0] = fine.reject  # the same decisions (see Notes); the flat ones, bit for bit
     finest = np.where(reject.any(axis=-1), reject.argmax(axis=-1), -1).astype(np.int64)
