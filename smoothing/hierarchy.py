@@ -472,33 +472,11 @@ def _levels_and_paths(parents: tuple[int, ...], names: tuple[str, ...],
 
 
 # ---------------------------------------------------------------------- built-ins
-_CITYSCAPES_CATEGORIES = {
-    "flat": ["road", "sidewalk"],
-    "construction": ["building", "wall", "fence"],
-    "object": ["pole", "traffic light", "traffic sign"],
-    "nature": ["vegetation", "terrain"],
-    "sky (category)": ["sky"],
-    "human": ["person", "rider"],
-    "vehicle": ["car", "truck", "bus", "train", "motorcycle", "bicycle"],
-}
-
-# Anani et al. (ICML 2024), their Cityscapes hierarchy (annotations/cityscapes.py of
-# AlaaAnani/adaptive-certify): 19 classes, 4 coarser levels; 'road' hangs from the root.
-_CITYSCAPES_AHC = [
-    "road",
-    {"obstacle": {
-        "static obstacle": {
-            "construction and vegetation": ["building", "wall", "fence", "pole",
-                                            "vegetation", "sky"],
-            "traffic-sign": ["traffic light", "traffic sign"],
-        },
-        "dynamic obstacle": {
-            "human": ["person", "rider"],
-            "vehicle": ["car", "truck", "bus", "train", "motorcycle", "bicycle"],
-        },
-        "flat obstacle": ["sidewalk", "terrain"],
-    }},
-]
+#: Where the built-in hierarchies live: one JSON file each (package data), read and
+#: validated like any user file. Their classes are those of the data sets
+#: (tests/test_hierarchy.py checks them against ``smoothing.datasets``).
+BUILTIN_DIR = Path(__file__).resolve().parent / "hierarchies"
+_ALIASES = {"shapenet-part": "parts"}
 
 
 def builtin_hierarchy(name: str) -> Hierarchy:
@@ -516,26 +494,12 @@ def builtin_hierarchy(name: str) -> Hierarchy:
     >>> builtin_hierarchy("parts")
     Hierarchy(name='parts', classes=50, nodes=66, levels=2, depth=2)
     """
-    if name == "cityscapes" or name == "cityscapes-ahc":
-        from smoothing.datasets.cityscapes import CITYSCAPES_CLASSES
-
-        tree = _CITYSCAPES_CATEGORIES if name == "cityscapes" else _CITYSCAPES_AHC
-        return Hierarchy.from_tree(tree, CITYSCAPES_CLASSES, name=name)
-    if name == "streets":
-        from smoothing.datasets.synthetic import STREET_CLASSES
-
-        tree = {k: [c for c in v if c in STREET_CLASSES]
-                for k, v in _CITYSCAPES_CATEGORIES.items()}
-        return Hierarchy.from_tree({k: v for k, v in tree.items() if v}, STREET_CLASSES,
-                                   name=name)
-    if name in ("parts", "shapenet-part"):
-        from smoothing.datasets.shapenet import SHAPENET_PARTS
-
-        classes = [f"{cat}/{j}" for cat, ids in SHAPENET_PARTS.items() for j in range(len(ids))]
-        tree = {cat: list(ids) for cat, ids in SHAPENET_PARTS.items()}
-        return Hierarchy.from_tree(tree, classes, name=name)
-    raise ValueError(f"`hierarchy` must be one of {', '.join(map(repr, BUILTIN_HIERARCHIES))} "
-                     f"or a JSON file; got {name!r}.")
+    if name not in BUILTIN_HIERARCHIES:
+        raise ValueError(f"`hierarchy` must be one of "
+                         f"{', '.join(map(repr, BUILTIN_HIERARCHIES))} or a JSON file; "
+                         f"got {name!r}.")
+    h = read_hierarchy(BUILTIN_DIR / f"{_ALIASES.get(name, name)}.json")
+    return h if h.name == name else Hierarchy(h.names, h.parents, h.num_classes, name)
 
 
 # ---------------------------------------------------------------------- files

@@ -107,6 +107,9 @@ def test_streets_and_ahc():
     assert s.classes == STREET_CLASSES
     assert s.names[s.paths[0, 1]] == "flat" == s.names[s.paths[1, 1]]
     a = builtin_hierarchy("cityscapes-ahc")
+    assert a.classes == builtin_hierarchy("cityscapes").classes
+    assert builtin_hierarchy("shapenet-part").name == "shapenet-part"
+    assert builtin_hierarchy("shapenet-part").fingerprint == builtin_hierarchy("parts").fingerprint
     assert a.num_levels == 4 and a.paths[0].tolist() == [0] * 4  # 'road' hangs from the root
     assert set(DATASET_HIERARCHIES.values()) <= set(BUILTIN_HIERARCHIES)
 
