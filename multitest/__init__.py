@@ -11,7 +11,8 @@ FWER under independence/positive dependence: :func:`sidak`, :func:`holm_sidak`,
 :func:`benjamini_krieger_yekutieli`.
 
 Counts: :func:`binomial_pvalues`, :func:`certify_counts` (p-values + procedure in
-O(N + n)). Power and planning: :func:`segcertify_power`,
+O(N + n)), :func:`certify_nested_counts` (a chain of nested hypotheses per component:
+hierarchical certification). Power and planning: :func:`segcertify_power`,
 :func:`expected_certified_fraction`, :func:`required_samples`,
 :func:`clopper_pearson_lower`, :func:`certify_threshold`, :func:`bonferroni_threshold`,
 :func:`guess_probability`, :func:`min_certifying_samples`.
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs; at run time s
         ladder_levels,
         simultaneous_lower_bounds,
     )
+    from multitest._nested import NESTED_METHODS, NestedCountCertificate, certify_nested_counts
     from multitest._planning import min_certifying_samples
     from multitest._power import (
         SampleSizePlan,
@@ -77,6 +79,8 @@ _SOURCES: dict[str, str] = {
     "hommel": "_hommel",
     **dict.fromkeys(["LOWER_METHODS", "LowerBounds", "ladder_levels",
                      "simultaneous_lower_bounds"], "_lower"),
+    **dict.fromkeys(["NESTED_METHODS", "NestedCountCertificate", "certify_nested_counts"],
+                    "_nested"),
     "min_certifying_samples": "_planning",
     **dict.fromkeys(["SampleSizePlan", "bonferroni_threshold", "certify_threshold",
                      "clopper_pearson_lower", "expected_certified_fraction",
@@ -105,8 +109,10 @@ __all__ = [
     "LOWER_METHODS",
     "LowerBounds",
     "METHOD_ALIASES",
+    "NESTED_METHODS",
     "CountCertificate",
     "MultitestResult",
+    "NestedCountCertificate",
     "SampleSizePlan",
     "benjamini_hochberg",
     "benjamini_krieger_yekutieli",
@@ -116,6 +122,7 @@ __all__ = [
     "bonferroni",
     "bonferroni_threshold",
     "certify_counts",
+    "certify_nested_counts",
     "certify_threshold",
     "clopper_pearson_lower",
     "expected_certified_fraction",

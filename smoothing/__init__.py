@@ -3,6 +3,8 @@
 :class:`SegCertify` (Algorithm 2 of Fischer, Baader & Vechev, ICML 2021) turns a
 segmentation model and a :mod:`samplers` distribution into per-component
 certified labels, :data:`ABSTAIN` (-1) where it cannot certify. Also here:
+hierarchical certification (:class:`HierarchicalSegCertify` over a
+:class:`Hierarchy`: a coarser class where the fine class must abstain),
 Cohen et al.'s :class:`SmoothClassifier`, the :class:`JointClass` /
 :class:`IndivClass` baselines, model adapters (:mod:`smoothing.adapters`),
 metrics (:mod:`smoothing.metrics`) and an l2 PGD attack (:func:`pgd_l2`).
@@ -34,11 +36,17 @@ _LAZY: dict[str, str] = {
     "IndivClass": "smoothing.baselines",
     "JointClass": "smoothing.baselines",
     "ClassCertificate": "smoothing.classification",
+    "HierarchicalCertificate": "smoothing.hierarchical",
+    "HierarchicalSegCertify": "smoothing.hierarchical",
+    "Hierarchy": "smoothing.hierarchy",
+    "load_hierarchy": "smoothing.hierarchy",
     "ClassPrediction": "smoothing.classification",
     "SmoothClassifier": "smoothing.classification",
+    "HierarchicalMetrics": "smoothing.metrics",
     "SegmentationMetrics": "smoothing.metrics",
     "abstain_rate": "smoothing.metrics",
     "certified_accuracy": "smoothing.metrics",
+    "certified_information_gain": "smoothing.metrics",
     "confusion_matrix": "smoothing.metrics",
     "miou_dataset": "smoothing.metrics",
     "miou_per_image": "smoothing.metrics",
@@ -62,10 +70,14 @@ if TYPE_CHECKING:  # static analysers see the eager imports
     from smoothing.attacks import pgd_l2, project_l2
     from smoothing.baselines import BaselineCertificate, IndivClass, JointClass
     from smoothing.classification import ClassCertificate, ClassPrediction, SmoothClassifier
+    from smoothing.hierarchical import HierarchicalCertificate, HierarchicalSegCertify
+    from smoothing.hierarchy import Hierarchy, load_hierarchy
     from smoothing.metrics import (
+        HierarchicalMetrics,
         SegmentationMetrics,
         abstain_rate,
         certified_accuracy,
+        certified_information_gain,
         confusion_matrix,
         miou_dataset,
         miou_per_image,
@@ -100,6 +112,10 @@ __all__ = [
     "ClassCertificate",
     "ClassPrediction",
     "Denoised",
+    "HierarchicalCertificate",
+    "HierarchicalMetrics",
+    "HierarchicalSegCertify",
+    "Hierarchy",
     "ImageSegmenter",
     "IndivClass",
     "JointClass",
@@ -112,8 +128,10 @@ __all__ = [
     "SmoothClassifier",
     "abstain_rate",
     "certified_accuracy",
+    "certified_information_gain",
     "confusion_matrix",
     "miou_dataset",
+    "load_hierarchy",
     "miou_per_image",
     "pgd_l2",
     "project_l2",

@@ -21,6 +21,7 @@ import numbers
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -398,23 +399,38 @@ def count_classes(model, sampler, x, reader, *, num, batch_size, generator,
 
 
 def count_matches(model, sampler, x, reader, guesses: torch.Tensor, *, num, batch_size,
-                  generator, progress=False) -> torch.Tensor:
-    """How often each component predicts its guessed class in ``num`` samples: (N,)."""
+                  generator, progress=False,
+                  match: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """How often each component predicts its guessed class in ``num`` samples: (N,).
+
+    ``match`` (hierarchical certification) replaces the test ``pred == guesses``:
+    it maps a (b, N) batch of predicted classes to a boolean (b, *guesses.shape)
+    mask of hits, e.g. whether each prediction lies in each of the (N, D) guessed
+    nodes; the counts then have the shape of ``guesses``.
+    """
     dtype = count_dtype(num)
-    counts = torch.zeros(reader.num_components, dtype=dtype, device=x.device)
+    counts = torch.zeros(guesses.shape, dtype=dtype, device=x.device)
     for pred in iter_predictions(model, sampler, x, reader, num=num, batch_size=batch_size,
                                  generator=generator, progress=progress, desc="n samples"):
-        counts += (pred == guesses).sum(dim=0, dtype=dtype)
+        hits = pred == guesses if match is None else match(pred)
+        counts += hits.sum(dim=0, dtype=dtype)
     return counts
+
+
+def top_class(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The guess of Algorithm 2: each row's most frequent class (ties: the lowest
+    index) and its count, from an (N, C) table of counts."""
+    guesses = table.argmax(dim=1)
+    return guesses, table.gather(1, guesses.unsqueeze(1)).squeeze(1)
 
 
 @dataclass(frozen=True)
 class GuessAndCount:
     """Outcome of the two sampling phases shared by SEGCERTIFY and IndivClass."""
 
-    guesses: torch.Tensor  # (N,) int64, top class of the n0 counts
-    counts0: torch.Tensor  # (N,) n0-phase count of the guess
-    counts: torch.Tensor  # (N,) n-phase count of the guess
+    guesses: torch.Tensor  # (N,) int64, top class of the n0 counts (hierarchical: (N, D))
+    counts0: torch.Tensor  # n0-phase count of the guess, shape of guesses
+    counts: torch.Tensor  # n-phase count of the guess, shape of guesses
     layout: str  # the resolved layout
     seconds: float  # wall clock of both phases (device synchronised)
     components: tuple[int, ...]  # the shape of ONE input's labels
@@ -453,6 +469,9 @@ def guess_and_count(model, sampler, x, *, num_classes: int, n0: int, n: int, bat
                     layout: str, generator: torch.Generator | None,
                     progress: bool = False,
                     reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    guess: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+                    | None = None,
+                    match: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                     ) -> GuessAndCount:
     """SAMPLE twice: guess each component's top class from ``n0`` samples, then
     count that class in ``n`` independent samples. Counts stay on the model's device.
@@ -461,6 +480,11 @@ def guess_and_count(model, sampler, x, *, num_classes: int, n0: int, n: int, bat
     the counts summed over all processes; it is applied to the (N, C) ``n0`` table
     before the guess and to the (N,) ``n`` counts, and ``n0`` and ``n`` are then
     this process's shares of the samples.
+
+    ``guess`` and ``match`` (used by :mod:`smoothing.hierarchical`) replace the
+    guess: ``guess(table)`` maps the (N, C) ``n0`` table to ``(guesses, counts0)``
+    (default :func:`top_class`: the argmax and its count), and ``match(pred,
+    guesses)`` gives the hits of a batch of predictions (see :func:`count_matches`).
     """
     ready = prepare(model, x, layout=layout, num_classes=num_classes, generator=generator,
                     streams=2)
@@ -472,11 +496,12 @@ def guess_and_count(model, sampler, x, *, num_classes: int, n0: int, n: int, bat
         reader.check_finite()
         if reduce is not None:  # sum the n0 tables of all processes: one guess everywhere
             counts0_all = reduce(counts0_all)
-        guesses = counts0_all.argmax(dim=1)  # ties: lowest class index
-        counts0 = counts0_all.gather(1, guesses.unsqueeze(1)).squeeze(1)
+        guesses, counts0 = (guess or top_class)(counts0_all)
         del counts0_all
         counts = count_matches(model, sampler, x, reader, guesses, num=n,
-                               batch_size=batch_size, generator=gen1, progress=progress)
+                               batch_size=batch_size, generator=gen1, progress=progress,
+                               match=None if match is None else partial(match,
+                                                                        guesses=guesses))
         reader.check_finite()
         if reduce is not None:
             counts = reduce(counts)

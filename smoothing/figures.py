@@ -47,6 +47,7 @@ __all__ = [
     "certified_accuracy_at_radius",
     "colorize",
     "figure1_panel",
+    "node_palette",
     "part_palette",
     "plot_certified_accuracy_vs_radius",
     "radius_map_figure",
@@ -113,6 +114,49 @@ def part_palette(num_classes: int) -> np.ndarray:
         np.choose(i, [p, p, t, val, val, q]),
     ], axis=1)  # fmt: skip
     return np.round(table * 255).astype(np.uint8)
+
+
+def node_palette(hierarchy: Any, palette: Any, *, lighten: float = 0.55) -> np.ndarray:
+    """Colours of every node of a class hierarchy, lighter for coarser levels.
+
+    A fine class keeps ``palette[c]``; a coarser node gets the mean colour of its
+    fine classes blended towards white by ``lighten * level / (num_levels - 1)``,
+    so the coarsest level is ``lighten`` of the way to white.
+
+    Parameters
+    ----------
+    hierarchy : smoothing.hierarchy.Hierarchy
+        The hierarchy (``num_nodes`` rows out).
+    palette : array_like
+        (C, 3) RGB colours of the fine classes, 0..255.
+    lighten : float, default 0.55
+        In [0, 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 (num_nodes, 3): a palette for :func:`colorize` of certified nodes.
+
+    Examples
+    --------
+    >>> from smoothing.hierarchy import Hierarchy
+    >>> h = Hierarchy.from_tree({"flat": ["road", "sidewalk"]}, ["road", "sidewalk"])
+    >>> node_palette(h, [[200, 0, 0], [0, 0, 200]]).tolist()
+    [[200, 0, 0], [0, 0, 200], [185, 140, 185]]
+    """
+    pal = np.asarray(palette, dtype=np.float64).reshape(-1, 3)
+    C = hierarchy.num_classes
+    if len(pal) < C:
+        raise ValueError(f"`palette` must have a colour for each of the {C} fine classes; "
+                         f"got {len(pal)}.")
+    if not 0.0 <= lighten < 1.0:
+        raise ValueError(f"`lighten` must lie in [0, 1); got {lighten!r}.")
+    member = np.zeros((C, hierarchy.num_nodes))
+    member[np.arange(C)[:, None], hierarchy.paths] = 1.0
+    mean = (member.T @ pal[:C]) / member.sum(axis=0)[:, None]
+    top = max(1, hierarchy.num_levels - 1)
+    t = (lighten * hierarchy.levels / top)[:, None]
+    return np.round(mean * (1 - t) + 255.0 * t).astype(np.uint8)
 
 
 def colorize(labels: Any, palette: Any, *, ignore_index: int | None = 255,
