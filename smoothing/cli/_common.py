@@ -191,6 +191,10 @@ def add_certify_options(p: argparse.ArgumentParser) -> None:
                         "model's training sigma)")
     g.add_argument("--axis", choices=AXIS_NAMES,
                    help="rotation axis of --sampler rotation-z (default: z)")
+    g.add_argument("--quantize-bits", type=int, choices=(8, 16),
+                   help="quantized smoothing of --sampler gaussian/laplace: images are "
+                        "rounded to the 8- or 16-bit grid and the noise to that grid, so the "
+                        "certificate is sound in floating point (samplers.Quantized)")
     g.add_argument("--n0", type=int, default=10, help="guessing samples (default: %(default)s)")
     g.add_argument("--n", "--num-samples", dest="n", nargs="+", type=int, default=[100],
                    metavar="N", help="testing samples (default: 100; spell it --num-samples "
@@ -241,6 +245,7 @@ def config_from_args(args: argparse.Namespace) -> runs.RunConfig:
         tau=tuple(args.tau), alpha=args.alpha, correction=args.correction, k=args.k,
         batch_size=args.batch_size, num_inputs=args.num_inputs, start=args.start,
         stride=args.stride, seed=args.seed, axis=args.axis,
+        quantize_bits=args.quantize_bits,
         skip_impossible=args.skip_impossible, trust_program=args.trust_program,
         follow_symlinks=args.follow_symlinks,
     )  # fmt: skip

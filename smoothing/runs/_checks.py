@@ -57,8 +57,9 @@ MAP_IGNORES = ("tau", "correction", "k")
 def identity(blob: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a ``config.json`` that decides the results (what :func:`digest` hashes)."""
     kind = blob.get("kind", "certify")
+    # an option left at None is the same as one absent (options added later default to it)
     config = {k: v for k, v in blob["config"].items()
-              if k not in NOT_COMPARED and k != "num_inputs"}
+              if k not in NOT_COMPARED and k != "num_inputs" and v is not None}
     if kind == "radius_maps":
         for key in MAP_IGNORES:
             config.pop(key, None)

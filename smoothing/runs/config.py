@@ -150,6 +150,11 @@ class RunConfig:
     skip_impossible : bool, default False
         Leave out the grid points whose ``n`` is too small to certify any component
         (:func:`multitest.min_certifying_samples`); otherwise they run with a warning.
+    quantize_bits : {8, 16}, optional
+        Quantized smoothing (:class:`samplers.Quantized`) of the 'gaussian' or
+        'laplace' sampler: certificates sound in floating point at the continuous
+        radius. Every image is first rounded to the ``bits``-bit grid (a no-op for
+        images read from 8-bit files at 8 bits) and certified there.
     trust_program : bool, default False
         Allow a TorchScript or exported-program ``checkpoint``: loading one runs code
         from the file (:func:`smoothing.models.user.load_user_model`). Not recorded as
@@ -185,6 +190,7 @@ class RunConfig:
     seed: int = 0
     axis: str | None = None
     skip_impossible: bool = False
+    quantize_bits: int | None = None
     trust_program: bool = False
     follow_symlinks: bool = False
 
@@ -308,6 +314,7 @@ def check_config(cfg: RunConfig, custom: DatasetInfo | None = None) -> None:
     if custom is None and not info.synthetic and cfg.data_root is None:
         raise ValueError(f"dataset {cfg.dataset!r} needs `data_root` (its folder).")
     _check_axis(cfg)
+    _check_quantize(cfg)
     if cfg.image_size is not None:
         _check_image_size(cfg.image_size)
 
@@ -374,6 +381,18 @@ def _check_image_size(size: object) -> None:
             f"`image_size` {int(size[0])} x {int(size[1])} has {int(size[0]) * int(size[1])} "
             f"pixels; at most {MAX_IMAGE_PIXELS} (2**24, e.g. 4096 x 4096) are supported."
         )
+
+
+def _check_quantize(cfg: RunConfig) -> None:
+    """``quantize_bits`` is 8 or 16 and only given with an additive sampler."""
+    bits = cfg.quantize_bits
+    if bits is None:
+        return
+    if isinstance(bits, bool) or bits not in (8, 16):
+        raise ValueError(f"`quantize_bits` must be 8 or 16; got {bits!r}.")
+    if cfg.sampler not in ("gaussian", "laplace"):
+        raise ValueError(f"`quantize_bits` applies to the 'gaussian' and 'laplace' samplers "
+                         f"only; got sampler {cfg.sampler!r}.")
 
 
 def _check_axis(cfg: RunConfig) -> None:

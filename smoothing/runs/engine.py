@@ -44,6 +44,7 @@ from smoothing.runs.config import (
     plan_grid,
 )
 from smoothing.runs.loading import (
+    OnGrid,
     custom_data,
     data_fingerprint,
     dataset_classes,
@@ -470,11 +471,15 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     dataset = data if data is not None else open_dataset(cfg, normals, length)
     indices = select_inputs(cfg, len(dataset))
     cfg = replace(cfg, num_inputs=len(indices))
+    fingerprint = data_fingerprint(dataset, indices) if data is not None else None
+    if cfg.quantize_bits is not None:
+        dataset = OnGrid(dataset, cfg.quantize_bits)
     probe_batches(model, dataset[indices[0]][0], cfg)  # a fixed batch size fails here
     first = predict_clean(model, dataset[indices[0]][0], layout=layout, num_classes=num_classes)
     check_k_components(cfg.k, first.numel())  # k-FWER with k > N promises nothing
     grid = plan_grid(cfg, first.numel())
-    samplers_ = {s: make_sampler(cfg.sampler, s, kind, cfg.axis) for s in cfg.sigma}
+    samplers_ = {s: make_sampler(cfg.sampler, s, kind, cfg.axis, cfg.quantize_bits)
+                 for s in cfg.sigma}
     certifiers = {
         g.key: SegCertify(model, samplers_[g.sigma], num_classes=num_classes, n0=cfg.n0, n=g.n,
                           tau=g.tau, alpha=cfg.alpha, correction=cfg.correction, k=cfg.k,
@@ -484,8 +489,8 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     record = config_record(cfg, sha, num_classes, layout, kind, len(dataset), grid, dev)
     if description is not None:
         record["derived"]["model_description"] = description
-    if data is not None:
-        record["derived"]["dataset_fingerprint"] = data_fingerprint(dataset, indices)
+    if fingerprint is not None:
+        record["derived"]["dataset_fingerprint"] = fingerprint
     return CertificationRun(cfg, model, dataset, indices, grid, record, dev, layout,
                             num_classes, certifiers)
 

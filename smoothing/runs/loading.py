@@ -15,7 +15,7 @@ import torch
 
 import samplers
 from smoothing._io import file_sha256
-from smoothing.runs.config import DATASETS, SAMPLERS, DatasetInfo, RunConfig
+from smoothing.runs.config import DATASETS, MAX_IMAGE_PIXELS, SAMPLERS, DatasetInfo, RunConfig
 
 __all__ = ["predict_clean"]
 
@@ -170,11 +170,18 @@ def model_kind(model: Any, dataset_kind: str = "image") -> tuple[str, str]:
     return dataset_kind, "BCHW" if dataset_kind == "image" else "BNC"
 
 
-def make_sampler(name: str, sigma: float, kind: str,
-                  axis: str | None = None) -> samplers.Sampler:
+def make_sampler(name: str, sigma: float, kind: str, axis: str | None = None,
+                 quantize_bits: int | None = None) -> samplers.Sampler:
     cls, param, points_only = SAMPLERS[name]
     if points_only and kind != "points":
         raise ValueError(f"sampler {name!r} rotates point clouds; the data set holds images.")
+    if quantize_bits is not None:
+        if kind != "image":
+            raise ValueError("`quantize_bits` applies to images; the data set holds point "
+                             "clouds.")
+        # every image a run accepts: at most MAX_IMAGE_PIXELS pixels of 3 channels
+        return samplers.Quantized(cls(sigma), bits=quantize_bits,
+                                  max_dim=3 * MAX_IMAGE_PIXELS)
     if cls in (samplers.GaussianL2, samplers.LaplaceL1):
         return cls(sigma, point_cloud=kind == "points")
     if axis is not None:
@@ -275,3 +282,24 @@ def given_model(cfg: RunConfig, model: Any, device: torch.device
         model = model.to(device).eval()
     return model, user.model_fingerprint(model), cfg, user.describe_model(model)
 
+
+
+class OnGrid(torch.utils.data.Dataset):
+    """A data set whose images are rounded to the ``bits``-bit grid (quantized smoothing).
+
+    Item ``i`` is ``dataset[i]`` with its input replaced by
+    ``round(clamp(x, 0, 1) * L) / L``, ``L = 2**bits - 1``, in float32: the grid point
+    that :class:`samplers.Quantized` certifies (unchanged for images read from
+    ``bits``-bit files).
+    """
+
+    def __init__(self, dataset: Any, bits: int) -> None:
+        self.dataset, self.levels = dataset, 2**bits - 1
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        item = self.dataset[index]
+        x = item[0].to(torch.float32)
+        return ((x.clamp(0, 1) * self.levels).round() / self.levels, *item[1:])

@@ -144,8 +144,14 @@ def _summary_row(records: list[dict[str, Any]], config: Mapping[str, Any]) -> di
     else:
         row.update({k: first[k] for k in ("sigma", "tau", "n", "n0", "alpha", "correction", "k",
                                           "radius", "sound")})
-        row["sampler"] = config.get("sampler")
+        row["sampler"] = _sampler_name(config)
     return row
+
+
+def _sampler_name(config: Mapping[str, Any]) -> str | None:
+    """The sampler's name, with its bit depth when quantized (``gaussian-q8``)."""
+    bits = config.get("quantize_bits")
+    return config.get("sampler") if bits is None else f"{config.get('sampler')}-q{bits}"
 
 
 def summarize(out_dir: str | os.PathLike[str]) -> Summary:
@@ -187,7 +193,7 @@ def summarize(out_dir: str | os.PathLike[str]) -> Summary:
              or f"checkpoint {Path(config.get('checkpoint') or '').name}")
     header = (
         f"model `{model}` · dataset `{config['dataset']}` ({config['split']}) · sampler "
-        f"`{config['sampler']}` · alpha = {config['alpha']} · seed {config['seed']}"
+        f"`{_sampler_name(config)}` · alpha = {config['alpha']} · seed {config['seed']}"
     )
     return Summary(tuple(rows), header, scan.skipped)
 
