@@ -187,3 +187,19 @@ def test_options_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="`correction`.*'bonferroni'"):
         check_config(RunConfig(hierarchy="streets", correction="bonferroni"))
     check_config(RunConfig(hierarchy="streets", correction="holm"))
+
+
+def test_the_docs_command_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+    import shlex
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "hierarchical.md").read_text()
+    section = doc.split("## From the command line", 1)[1]
+    (block,) = re.findall(r"```bash\n(.*?)```", section.split("\n## ", 1)[0], flags=re.S)
+    argv = shlex.split(block.replace("\\\n", " "))
+    assert argv[0] == "segcertify"
+    out = argv.index("--out")
+    argv[out + 1] = str(tmp_path / "run")
+    assert main([*argv[1:], "--device", "cpu", "--no-progress"]) == 0
+    assert "CIG" in capsys.readouterr().out
+    assert tuple(_csv(tmp_path / "run")[0]) == SUMMARY_COLUMNS + HIERARCHY_COLUMNS
