@@ -30,6 +30,12 @@ DATASET_NAMES: tuple[str, ...] = ("streets", "parts", "cityscapes", "pascal-cont
 SAMPLER_NAMES: tuple[str, ...] = ("gaussian", "laplace", "rotation-z", "rotation-3d")
 CORRECTION_NAMES: tuple[str, ...] = ("bonferroni", "generalized_bonferroni", "holm",
                                      "lehmann_romano")
+#: Built-in hierarchies of ``--hierarchy`` (:data:`smoothing.hierarchy.BUILTIN_HIERARCHIES`;
+#: tests/test_hierarchy_runs.py checks them against it and smoothing/hierarchies/).
+HIERARCHY_NAMES: tuple[str, ...] = ("cityscapes", "cityscapes-ahc", "streets", "parts",
+                                    "shapenet-part")
+#: Rules of ``--hierarchy-rule`` (:data:`smoothing.hierarchical.RULES`).
+HIERARCHY_RULE_NAMES: tuple[str, ...] = ("nested", "adaptive")
 #: Rotation axes of ``--sampler rotation-z`` (:class:`samplers.RotationZ`).
 AXIS_NAMES: tuple[str, ...] = ("x", "y", "z")
 #: Packages of the ``torch`` extra (``pip install 'segcertify[torch]'``).
@@ -215,6 +221,18 @@ def add_certify_options(p: argparse.ArgumentParser) -> None:
                         "component (they are warned about, with the n needed, either way)")
 
 
+def add_hierarchy_options(p: argparse.ArgumentParser) -> None:
+    """``--hierarchy`` and ``--hierarchy-rule`` (``certify`` only)."""
+    g = p.add_argument_group("hierarchical certification (docs/hierarchical.md)")
+    g.add_argument("--hierarchy", metavar="NAME|FILE",
+                   help="certify the finest node of a class hierarchy where the fine class "
+                        f"must abstain: a built-in one ({', '.join(HIERARCHY_NAMES)}) or a "
+                        "JSON file; --correction must be one of the FWER/k-FWER ones")
+    g.add_argument("--hierarchy-rule", choices=HIERARCHY_RULE_NAMES, default="nested",
+                   help="nested: every node of the guessed path tested, the finest certified "
+                        "reported; adaptive: one node per component chosen on the n0 "
+                        "samples (default: %(default)s)")
+
 
 def model_kwargs(text: str | None) -> dict[str, Any] | None:
     """``--model-kwargs`` as a dict (ValueError naming the flag otherwise)."""
@@ -247,7 +265,8 @@ def config_from_args(args: argparse.Namespace) -> runs.RunConfig:
         stride=args.stride, seed=args.seed, axis=args.axis,
         quantize_bits=args.quantize_bits,
         skip_impossible=args.skip_impossible, trust_program=args.trust_program,
-        follow_symlinks=args.follow_symlinks,
+        follow_symlinks=args.follow_symlinks, hierarchy=getattr(args, "hierarchy", None),
+        hierarchy_rule=getattr(args, "hierarchy_rule", "nested"),
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from smoothing.cli._common import (
     PROG,
     add_certify_options,
     add_data_options,
+    add_hierarchy_options,
     add_model_options,
     check_out,
     config_from_args,
@@ -41,6 +42,7 @@ def add_parsers(sub: Any) -> None:
     add_model_options(p)
     add_data_options(p)
     add_certify_options(p)
+    add_hierarchy_options(p)
     g = p.add_argument_group("run")
     g.add_argument("--out", required=True, type=out_dir, metavar="DIR", help="output folder")
     g.add_argument("--device", default="auto",

@@ -45,8 +45,10 @@ FORMAT = "segcertify.run"
 #: 3: the run's digest in config.json and in every record, ``kind``, ``labels_bytes``;
 #: 2: one sampling per (sigma, n) shared by every tau; 1: a sampling per tau.
 FORMAT_VERSION = 3
-#: Options that may change between a run and its resume (their location only).
-NOT_COMPARED = frozenset({"checkpoint", "data_root", "trust_program", "follow_symlinks"})
+#: Options that may change between a run and its resume (their location only; a
+#: hierarchical run compares its hierarchy by ``derived.hierarchy_sha256``).
+NOT_COMPARED = frozenset({"checkpoint", "data_root", "trust_program", "follow_symlinks",
+                          "hierarchy"})
 #: Run kinds: what a folder's records are.
 KINDS = {"certify": ("base", "certify"), "radius_maps": ("radius_map",)}
 #: Options a radius map does not depend on (its sampling and bounds use none of them).
@@ -97,6 +99,8 @@ class RunInfo:
     num_classes : int
     ndim : int
         Dimensions of a component array: 2 for images, 1 for point clouds.
+    hierarchy : smoothing.hierarchy.Hierarchy or None
+        A hierarchical run's hierarchy, rebuilt from ``derived.hierarchy_tree``.
     """
 
     blob: dict[str, Any]
@@ -107,6 +111,7 @@ class RunInfo:
     inputs: range
     num_classes: int
     ndim: int
+    hierarchy: Any = None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -202,8 +207,33 @@ def check_blob(blob: object, path: Path) -> RunInfo:
             "restore it or choose another `out`.")
     inputs = range(config["start"], config["start"] + config["stride"] * config["num_inputs"],
                    config["stride"])
+    hierarchy = _run_hierarchy(blob, kind, bad) if "hierarchy" in config else None
     return RunInfo(blob, kind, version, computed, points, inputs, derived["num_classes"],
-                   2 if derived["input_kind"] == "image" else 1)
+                   2 if derived["input_kind"] == "image" else 1, hierarchy)
+
+
+def _run_hierarchy(blob: Mapping[str, Any], kind: str, bad: Callable[[str], ValueError]) -> Any:
+    """The hierarchy of a hierarchical run: its options' types, and the tree recorded in
+    ``derived`` over the run's classes with the recorded fingerprint."""
+    from smoothing.hierarchy import from_document
+
+    config, derived = blob["config"], blob["derived"]
+    if kind != "certify":
+        raise bad(f"`config.hierarchy` is not used by a {kind} run")
+    if not isinstance(config["hierarchy"], str):
+        raise bad(f"`config.hierarchy` must be a string; got {_short(config['hierarchy'])}")
+    if config.get("hierarchy_rule") not in ("nested", "adaptive"):
+        raise bad(f"`config.hierarchy_rule` must be 'nested' or 'adaptive'; got "
+                  f"{_short(config.get('hierarchy_rule'))}")
+    try:
+        h = from_document(derived.get("hierarchy_tree"), classes=derived["num_classes"],
+                          source="`derived.hierarchy_tree`")
+    except (TypeError, ValueError) as err:
+        raise bad(str(err).rstrip(".")) from None
+    if derived.get("hierarchy_sha256") != h.fingerprint:
+        raise bad("`derived.hierarchy_sha256` is not the fingerprint of "
+                  "`derived.hierarchy_tree`")
+    return h
 
 
 def _check_radius_options(section: object, bad: Callable[[str], ValueError]) -> None:
@@ -352,7 +382,30 @@ def _check_certify(rec: Mapping[str, Any], info: RunInfo,
              "sound": (lambda v: isinstance(v, bool), "true or false"),
              "time_sampling": _TIME, "time_testing": _TIME}
     return (_fields(rec, specs) or _check_metrics(rec, info)
-            or _check_seed(rec, info, sigma, n))
+            or _check_seed(rec, info, sigma, n) or _check_hierarchical(rec, info))
+
+
+def _check_hierarchical(rec: Mapping[str, Any], info: RunInfo) -> str | None:
+    """A hierarchical run's fields of a certify record: its fingerprint and rule, and a
+    ``hier`` state of this hierarchy for one input of the record's ``num_valid``."""
+    h = info.hierarchy
+    if h is None:
+        return None
+    specs = {"hierarchy_sha256": _same(h.fingerprint),
+             "hierarchy_rule": _same(info.config["hierarchy_rule"])}
+    if (why := _fields(rec, specs)) is not None:
+        return why
+    from smoothing.metrics import HierarchicalMetrics
+
+    metrics = HierarchicalMetrics(h)
+    try:
+        metrics.add_state(rec.get("hier"))  # type: ignore[arg-type]
+    except ValueError as err:
+        return f"`hier` is not a state of the run's hierarchy: {str(err).rstrip('.')}"
+    if metrics.num_inputs != 1 or metrics.num_components != rec["num_valid"]:
+        return (f"`hier` counts {metrics.num_inputs} input(s) of {metrics.num_components} "
+                f"components, not 1 of `num_valid` {rec['num_valid']}")
+    return None
 
 
 def _check_seed(rec: Mapping[str, Any], info: RunInfo, sigma: float, n: int) -> str | None:
@@ -414,6 +467,17 @@ ARRAYS: dict[str, dict[str, str]] = {
     "radius_map": {"radius": "f", "labels": "i", "p_lower": "f", "guesses": "i",
                    "counts": "iu", "target": "iu"},
 }
+#: The arrays a hierarchical run's certify files hold besides :data:`ARRAYS`: the
+#: certified node and its level per component (ABSTAIN = -1).
+HIERARCHY_ARRAYS: dict[str, str] = {"nodes": "i", "levels": "i"}
+
+
+def expected_arrays(rec: Mapping[str, Any], info: RunInfo) -> dict[str, str]:
+    """The arrays of a checked record's file: name -> NumPy dtype kinds allowed."""
+    names = ARRAYS[rec["kind"]]
+    if info.hierarchy is not None and rec["kind"] == "certify":
+        names = {**names, **HIERARCHY_ARRAYS}
+    return names
 
 
 def arrays_file(rec: Mapping[str, Any]) -> str:
@@ -439,7 +503,7 @@ def check_arrays(out: Path, rec: Mapping[str, Any], info: RunInfo) -> str | None
         with zipfile.ZipFile(path) as z:
             names = set(z.namelist())
             shapes = []
-            for name, kinds in ARRAYS[rec["kind"]].items():
+            for name, kinds in expected_arrays(rec, info).items():
                 if f"{name}.npy" not in names:
                     return f"its file '{path.name}' holds no `{name}` array"
                 with z.open(f"{name}.npy") as f:

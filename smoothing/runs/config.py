@@ -22,6 +22,8 @@ from smoothing.segcertify import CERTIFYING_CORRECTIONS
 
 __all__ = [
     "DATASETS",
+    "HIERARCHY_OPTIONS",
+    "HIERARCHY_RULES",
     "MAX_BATCH_SIZE",
     "MAX_IMAGE_PIXELS",
     "MAX_INDEX",
@@ -33,6 +35,7 @@ __all__ = [
     "GridPoint",
     "ImpossibleGridPointWarning",
     "RunConfig",
+    "check_hierarchy_options",
     "noise_seed",
     "plan_grid",
 ]
@@ -83,7 +86,10 @@ SAMPLERS: dict[str, tuple[type[samplers.Sampler], str, bool]] = {
     "rotation-3d": (samplers.Rotation3D, "sigma", True),
 }
 
-#: Columns of ``summary.csv``, in order.
+#: The options of a hierarchical run (left out of a flat run's ``config.json``).
+HIERARCHY_OPTIONS: tuple[str, ...] = ("hierarchy", "hierarchy_rule")
+#: Rules of a hierarchical run (:data:`smoothing.hierarchical.RULES`).
+HIERARCHY_RULES: tuple[str, ...] = ("nested", "adaptive")
 
 # --------------------------------------------------------------------------- config
 @dataclass(frozen=True)
@@ -162,6 +168,16 @@ class RunConfig:
     follow_symlinks : bool, default False
         Let a real data set's files resolve outside ``data_root`` through symbolic
         links (refused by default).
+    hierarchy : str, optional
+        Certify over a class hierarchy (:class:`~smoothing.hierarchical.HierarchicalSegCertify`):
+        a built-in name (:data:`smoothing.hierarchy.BUILTIN_HIERARCHIES`) or a JSON file
+        (:func:`smoothing.hierarchy.read_hierarchy`). :func:`prepare` checks it against
+        the data set's classes and records a file as its absolute path; a resume
+        compares the hierarchy itself (its fingerprint), not the path. The correction
+        must be one of :data:`multitest.NESTED_METHODS`.
+    hierarchy_rule : {'nested', 'adaptive'}, default 'nested'
+        The rule of :class:`~smoothing.hierarchical.HierarchicalSegCertify`; only
+        with ``hierarchy``.
     """
 
     dataset: str = "streets"
@@ -193,6 +209,8 @@ class RunConfig:
     quantize_bits: int | None = None
     trust_program: bool = False
     follow_symlinks: bool = False
+    hierarchy: str | None = None
+    hierarchy_rule: str = "nested"
 
     def __post_init__(self) -> None:
         # a scalar is a one-point grid; lists become tuples (hashable, comparable)
@@ -204,8 +222,16 @@ class RunConfig:
                 object.__setattr__(self, name, tuple(value))
 
     def to_dict(self) -> dict[str, Any]:
-        """The options as JSON-ready values (tuples become lists)."""
-        return json.loads(json.dumps(asdict(self)))
+        """The options as JSON-ready values (tuples become lists).
+
+        A flat run (``hierarchy`` None) leaves out ``hierarchy`` and ``hierarchy_rule``,
+        so that its ``config.json`` (and digest) is that of earlier versions.
+        """
+        out = json.loads(json.dumps(asdict(self)))
+        if self.hierarchy is None:
+            for name in HIERARCHY_OPTIONS:
+                out.pop(name)
+        return out
 
 
 def fmt_value(value: float) -> str:
@@ -317,6 +343,39 @@ def check_config(cfg: RunConfig, custom: DatasetInfo | None = None) -> None:
     _check_quantize(cfg)
     if cfg.image_size is not None:
         _check_image_size(cfg.image_size)
+    check_hierarchy_options(cfg)
+
+
+def check_hierarchy_options(cfg: RunConfig) -> None:
+    """Types of ``hierarchy`` / ``hierarchy_rule``, and a correction that keeps its
+    guarantee over nested hypotheses (:data:`multitest.NESTED_METHODS`); the
+    hierarchy itself is read and checked against the data set by :func:`prepare`.
+
+    Examples
+    --------
+    >>> check_hierarchy_options(RunConfig(hierarchy="parts", correction="lehmann_romano"))
+    >>> check_hierarchy_options(RunConfig(hierarchy_rule="adaptive"))
+    Traceback (most recent call last):
+    ...
+    ValueError: `hierarchy_rule` applies only with `hierarchy`; got 'adaptive' without one.
+    """
+    if cfg.hierarchy is None:
+        if cfg.hierarchy_rule != "nested":
+            raise ValueError(f"`hierarchy_rule` applies only with `hierarchy`; got "
+                             f"{cfg.hierarchy_rule!r} without one.")
+        return
+    if not isinstance(cfg.hierarchy, str) or not cfg.hierarchy.strip():
+        raise TypeError(f"`hierarchy` must be a built-in name or a JSON file path; got "
+                        f"{cfg.hierarchy!r}.")
+    if cfg.hierarchy_rule not in HIERARCHY_RULES:
+        raise ValueError(f"`hierarchy_rule` must be one of {', '.join(HIERARCHY_RULES)}; got "
+                         f"{cfg.hierarchy_rule!r}.")
+    import multitest
+
+    if cfg.correction not in multitest.NESTED_METHODS:
+        raise ValueError(f"`correction` must be one of {', '.join(multitest.NESTED_METHODS)} "
+                         f"with `hierarchy` (those whose guarantee holds over nested "
+                         f"hypotheses); got {cfg.correction!r}.")
 
 
 #: The integer options: name -> (smallest, largest, the largest as written in messages).

@@ -67,8 +67,10 @@ __all__ = [
     "RunReport",
     "batch_sizes",
     "input_metrics",
+    "hierarchy_record",
     "prepare",
     "probe_batches",
+    "resolve_hierarchy",
     "run_certification",
 ]
 
@@ -158,7 +160,8 @@ class CertificationRun:
     device: torch.device
     layout: str
     num_classes: int
-    certifiers: dict[str, SegCertify] = field(repr=False)
+    certifiers: dict[str, Any] = field(repr=False)
+    hierarchy: Any = None  # smoothing.hierarchy.Hierarchy of a hierarchical run
 
     def execute(self, out_dir: str | os.PathLike[str], *, rank: int = 0, world_size: int = 1,
                 progress: bool = True, sample_ctx: DistContext | None = None) -> RunReport:
@@ -209,6 +212,9 @@ class CertificationRun:
         if sample_ctx is not None and world_size != 1:
             raise ValueError("`world_size` must be 1 with `sample_ctx` (every rank certifies "
                              f"every input); got {world_size}.")
+        if sample_ctx is not None and self.hierarchy is not None:
+            raise ValueError("sharded sampling (`sample_ctx`, --shard samples) does not support "
+                             "`hierarchy` yet; shard the inputs instead.")
         store = RunStore(out_dir)
         writer = sample_ctx is None or sample_ctx.is_main
         lock = store.lock(rank=rank, world_size=world_size)
@@ -296,7 +302,7 @@ class CertificationRun:
         certifier = self.certifiers[g.key]
         first = shared.get(g.sample_key) if shared is not None else None
         if first is not None:  # same (sigma, n) sampled already: test its counts at tau
-            cert = certifier.retest(first, g.tau)
+            cert = certifier.retest(first, tau=g.tau)
         elif sample_ctx is None:
             cert = certifier.certify(x, generator=torch.Generator().manual_seed(seed))
         else:
@@ -317,9 +323,39 @@ class CertificationRun:
         if sample_ctx is not None:
             record["sample_ranks"] = sample_ctx.world_size
         dtype = _label_dtype(self.num_classes)
-        arrays = {"labels": labels.astype(dtype), "guesses": cert.guesses.numpy().astype(dtype),
-                  "counts": cert.counts.numpy().astype(np.int32)}
+        counts = cert.counts.numpy()
+        arrays = {"labels": labels.astype(dtype), "guesses": cert.guesses.numpy().astype(dtype)}
+        if self.hierarchy is not None:
+            record.update(hierarchy_record(self.hierarchy, cfg.hierarchy_rule, cert.nodes.numpy(),
+                                           y))
+            counts = counts[..., 0]  # the guessed fine class's: the flat run's counts
+            arrays.update(nodes=cert.nodes.numpy().astype(np.int32),
+                          levels=cert.levels.numpy().astype(np.int8))
+        arrays["counts"] = counts.astype(np.int32)
         return record, arrays
+
+
+def hierarchy_record(hierarchy: Any, rule: str, nodes: np.ndarray,
+                     target: np.ndarray) -> dict[str, Any]:
+    """The fields a hierarchical run adds to a certify record: the hierarchy's name,
+    fingerprint and rule, and ``hier``, the input's
+    :meth:`~smoothing.metrics.HierarchicalMetrics.state` (what summaries pool)."""
+    from smoothing.metrics import HierarchicalMetrics
+
+    metrics = HierarchicalMetrics(hierarchy, ignore_index=IGNORE_INDEX)
+    metrics.update(nodes, target)
+    return {"hierarchy": hierarchy.name, "hierarchy_sha256": hierarchy.fingerprint,
+            "hierarchy_rule": rule, "hier": metrics.state()}
+
+
+def resolve_hierarchy(spec: str, num_classes: int) -> tuple[Any, str]:
+    """The :class:`~smoothing.hierarchy.Hierarchy` of ``spec`` (a built-in name or a JSON
+    file) over ``num_classes`` classes, and ``spec`` as recorded: a built-in name as is,
+    a file as its absolute path."""
+    from smoothing.hierarchy import BUILTIN_HIERARCHIES, load_hierarchy
+
+    h = load_hierarchy(spec, classes=num_classes)
+    return h, spec if spec in BUILTIN_HIERARCHIES else str(Path(spec).expanduser().resolve())
 
 
 def _label_dtype(num_classes: int) -> type[np.signedinteger]:
@@ -466,6 +502,10 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
         cfg = replace(cfg, image_size=tuple(cfg.image_size or (64, 128)))
     if cfg.data_root is not None:
         cfg = replace(cfg, data_root=str(Path(cfg.data_root).expanduser().resolve()))
+    hierarchy = None
+    if cfg.hierarchy is not None:  # before the data set opens: a bad file stops here
+        hierarchy, spec = resolve_hierarchy(cfg.hierarchy, num_classes)
+        cfg = replace(cfg, hierarchy=spec)
     normals = getattr(model, "in_channels", 3) == 6
     length = cfg.start + cfg.stride * (cfg.num_inputs - 1) + 1 if info.synthetic else None
     dataset = data if data is not None else open_dataset(cfg, normals, length)
@@ -480,19 +520,32 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     grid = plan_grid(cfg, first.numel())
     samplers_ = {s: make_sampler(cfg.sampler, s, kind, cfg.axis, cfg.quantize_bits)
                  for s in cfg.sigma}
-    certifiers = {
-        g.key: SegCertify(model, samplers_[g.sigma], num_classes=num_classes, n0=cfg.n0, n=g.n,
-                          tau=g.tau, alpha=cfg.alpha, correction=cfg.correction, k=cfg.k,
-                          batch_size=cfg.batch_size, layout=layout)
-        for g in grid
-    }
+    certifiers = {g.key: _certifier(model, samplers_[g.sigma], g, cfg, num_classes, layout,
+                                    hierarchy) for g in grid}
     record = config_record(cfg, sha, num_classes, layout, kind, len(dataset), grid, dev)
+    if hierarchy is not None:
+        tree = {k: v for k, v in hierarchy.to_dict().items() if k != "name"}
+        record["derived"].update(hierarchy_tree=tree, hierarchy_sha256=hierarchy.fingerprint)
     if description is not None:
         record["derived"]["model_description"] = description
     if fingerprint is not None:
         record["derived"]["dataset_fingerprint"] = fingerprint
     return CertificationRun(cfg, model, dataset, indices, grid, record, dev, layout,
-                            num_classes, certifiers)
+                            num_classes, certifiers, hierarchy)
+
+
+def _certifier(model: Any, sampler: Any, g: GridPoint, cfg: RunConfig, num_classes: int,
+               layout: str, hierarchy: Any) -> Any:
+    """The certifier of grid point ``g``: flat, or over ``hierarchy`` when given."""
+    common = {"n0": cfg.n0, "n": g.n, "tau": g.tau, "alpha": cfg.alpha,
+              "correction": cfg.correction, "k": cfg.k, "batch_size": cfg.batch_size,
+              "layout": layout}
+    if hierarchy is None:
+        return SegCertify(model, sampler, num_classes=num_classes, **common)
+    from smoothing.hierarchical import HierarchicalSegCertify
+
+    return HierarchicalSegCertify(model, sampler, hierarchy=hierarchy,
+                                  rule=cfg.hierarchy_rule, **common)
 
 
 

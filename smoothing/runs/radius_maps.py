@@ -69,8 +69,8 @@ def run_config(run_dir: str | os.PathLike[str]) -> RunConfig:
     info = RunStore(run_dir).info()
     if info.kind != "certify":
         raise ValueError(f"`from_run` '{run_dir}' holds a {info.kind} run, not a certify run.")
-    try:
-        return RunConfig(**info.config)
+    try:  # a radius map is flat: a hierarchical run's maps are those of its fine classes
+        return RunConfig(**{**info.config, "hierarchy": None, "hierarchy_rule": "nested"})
     except TypeError as err:
         raise ValueError(f"'{run_dir}/config.json' has options this version does not know "
                          f"({err}).") from err

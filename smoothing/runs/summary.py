@@ -19,12 +19,22 @@ from smoothing.runs._journal import RunFolderWarning
 from smoothing.runs.config import fmt_value
 from smoothing.runs.store import RunStore
 
-__all__ = ["SHARED_SAMPLING_NOTE", "SUMMARY_COLUMNS", "Summary", "summarize", "write_summary"]
+__all__ = ["HIERARCHY_COLUMNS", "SHARED_SAMPLING_NOTE", "SUMMARY_COLUMNS", "Summary",
+           "summarize", "write_summary"]
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "method", "sampler", "sigma", "tau", "n", "n0", "alpha", "correction", "k",
     "num_inputs", "accuracy", "miou", "miou_dataset", "abstain_pct", "time_per_input_s",
     "radius", "sound",
+)  # fmt: skip
+#: The columns a hierarchical run's ``summary.csv`` adds after :data:`SUMMARY_COLUMNS`
+#: (empty in the base row): pooled :class:`~smoothing.metrics.HierarchicalMetrics` --
+#: ``cig`` (per component, divided by log C), % of components abstained on at every
+#: level, % certified (and certified correctly) at the fine level and at any coarser
+#: level, and the data-set mIoU of the level-1 view (NaN for a one-level hierarchy).
+HIERARCHY_COLUMNS: tuple[str, ...] = (
+    "hierarchy", "hierarchy_rule", "cig", "hier_abstain_pct", "certified_fine_pct",
+    "certified_coarse_pct", "accuracy_fine_pct", "accuracy_coarse_pct", "miou_coarse",
 )  # fmt: skip
 
 
@@ -44,25 +54,37 @@ class Summary:
     skipped : int, default 0
         Lines and records of the run folder left out because they failed their
         checks (each was warned about); the Markdown table says so under it.
+    hierarchical : bool, default False
+        A hierarchical run: the rows also have :data:`HIERARCHY_COLUMNS`.
     """
 
     rows: tuple[dict[str, Any], ...]
     header: str
     skipped: int = 0
+    hierarchical: bool = False
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The CSV columns: :data:`SUMMARY_COLUMNS`, then :data:`HIERARCHY_COLUMNS` for
+        a hierarchical run."""
+        return SUMMARY_COLUMNS + (HIERARCHY_COLUMNS if self.hierarchical else ())
 
     def to_csv(self) -> str:
         """The rows as CSV text (``summary.csv``)."""
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+        columns = self.columns
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for row in self.rows:
-            writer.writerow({k: "" if row[k] is None else row[k] for k in SUMMARY_COLUMNS})
+            writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
         return buf.getvalue()
 
     def to_markdown(self) -> str:
         """The rows as a Markdown table in the shape of the paper's Tables 1 and 2."""
         heads = [HEADERS[k] for k in ("sigma", "tau", "n", "n0", "correction", "num_inputs",
                                       "accuracy", "miou", "abstain", "time", "radius")]
+        if self.hierarchical:
+            heads += ["CIG", "% coarse cert.", "% abstain (any level)"]
         lines = [
             self.header,
             "",
@@ -80,11 +102,17 @@ class Summary:
                 "–" if base else _num(r["abstain_pct"], ".1f"),
                 _num(r["time_per_input_s"], ".3g"), "–" if base else _num(r["radius"], ".3f"),
             ]  # fmt: skip
+            if self.hierarchical:
+                cells += ["–"] * 3 if base else [
+                    _num(r["cig"], ".3f"), _num(r["certified_coarse_pct"], ".1f"),
+                    _num(r["hier_abstain_pct"], ".1f")]
             lines.append("| " + " | ".join(cells) + " |")
         if any(is_unsound(r["sound"]) for r in self.rows):
             lines += ["", HEURISTIC_FOOTNOTE]
         if _shares_sampling(self.rows):
             lines += ["", SHARED_SAMPLING_NOTE]
+        if self.hierarchical:
+            lines += ["", HIERARCHY_NOTE]
         if self.skipped:
             lines += ["", skipped_note(self.skipped)]
         return "\n".join(lines) + "\n"
@@ -103,6 +131,14 @@ SHARED_SAMPLING_NOTE = (
     "each row is its own certificate, valid with probability 1 - alpha, not "
     "simultaneously over the tau of the grid. Their times each include that shared "
     "sampling."
+)
+
+
+#: The note under a hierarchical run's table.
+HIERARCHY_NOTE = (
+    "acc., mIoU and % abstain are those of the fine classes (the flat certificate); CIG is "
+    "the certified information gain per component divided by log C (docs/hierarchical.md), "
+    "% coarse cert. the components certified at a coarser node of the hierarchy."
 )
 
 
@@ -128,6 +164,25 @@ def _pooled(records: list[dict[str, Any]]) -> dict[str, float]:
         "miou": pair_sum / pairs if pairs else math.nan,
         "miou_dataset": miou_pooled(inter, union),
     }
+
+
+def _hierarchy_row(records: list[dict[str, Any]], hierarchy: Any,
+                   config: Mapping[str, Any]) -> dict[str, Any]:
+    """:data:`HIERARCHY_COLUMNS` of a grid point's records (their ``hier`` states pooled)."""
+    from smoothing.metrics import HierarchicalMetrics
+
+    m = HierarchicalMetrics(hierarchy)
+    for r in records:
+        m.add_state(r["hier"])
+    certified, correct = 100.0 * m.certified_fraction(), 100.0 * m.certified_accuracy()
+    return {
+        "hierarchy": records[0]["hierarchy"], "hierarchy_rule": config["hierarchy_rule"],
+        "cig": m.cig, "hier_abstain_pct": 100.0 * m.abstain_rate,
+        "certified_fine_pct": float(certified[0]),
+        "certified_coarse_pct": float(certified[1:].sum()),
+        "accuracy_fine_pct": float(correct[0]), "accuracy_coarse_pct": float(correct[1:].sum()),
+        "miou_coarse": m.miou(1) if hierarchy.num_levels > 1 else math.nan,
+    }  # fmt: skip
 
 
 def _summary_row(records: list[dict[str, Any]], config: Mapping[str, Any]) -> dict[str, Any]:
@@ -188,6 +243,11 @@ def summarize(out_dir: str | os.PathLike[str]) -> Summary:
         groups.setdefault(r["grid"], []).append(r)
     config = blob["config"]
     rows = [_summary_row(g, config) for g in groups.values()]
+    hierarchy = scan.info.hierarchy
+    if hierarchy is not None:
+        for row, g in zip(rows, groups.values(), strict=True):
+            if row["method"] != "base":
+                row.update(_hierarchy_row(g, hierarchy, config))
     rows.sort(key=lambda r: (r["method"] != "base", r["sigma"] or 0, r["tau"] or 0, r["n"] or 0))
     model = (config.get("model") or blob.get("derived", {}).get("model_description")
              or f"checkpoint {Path(config.get('checkpoint') or '').name}")
@@ -195,7 +255,10 @@ def summarize(out_dir: str | os.PathLike[str]) -> Summary:
         f"model `{model}` · dataset `{config['dataset']}` ({config['split']}) · sampler "
         f"`{_sampler_name(config)}` · alpha = {config['alpha']} · seed {config['seed']}"
     )
-    return Summary(tuple(rows), header, scan.skipped)
+    if hierarchy is not None:  # a built-in name, or a file's name
+        header += (f" · hierarchy `{Path(config['hierarchy']).name}` "
+                   f"({config['hierarchy_rule']})")
+    return Summary(tuple(rows), header, scan.skipped, hierarchy is not None)
 
 
 def write_summary(out_dir: str | os.PathLike[str], summary: Summary) -> tuple[Path, Path]:
