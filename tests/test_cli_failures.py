@@ -66,8 +66,10 @@ def _assert_consistent(out: Path) -> None:
     if not out.exists():
         return
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")], list(out.rglob("*"))
-    for rec in runs.read_records(out):
-        with np.load(out / rec["labels_file"]) as z:
+    from smoothing.runs._checks import file_field
+
+    for rec in runs.read_records(out):  # certify and radius-maps records name their file
+        with np.load(out / rec[file_field(rec["kind"])]) as z:
             assert "labels" in z.files
 
 
