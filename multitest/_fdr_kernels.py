@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from multitest._sort_kernels import sorted_order
+
 
 @njit(cache=True, error_model="numpy")
 def bh_levels_sorted(ps):
@@ -67,8 +69,8 @@ def two_stage_small(p, alpha, maxiter, bky):
     N = p.shape[0]
     if maxiter < 0:
         maxiter = N
-    order = np.argsort(p)
-    levels, bh_adjusted = bh_levels_sorted(p[order])
+    ps, order = sorted_order(p)
+    levels, bh_adjusted = bh_levels_sorted(ps)
     fact = 1.0 + alpha if bky else 1.0
     alpha_prime = alpha / fact if bky else alpha
     r = np.searchsorted(levels, alpha_prime, side="right")

@@ -18,6 +18,7 @@ from multitest import _step
 from multitest._family import family_procedure
 from multitest._fdr_kernels import bh_levels_sorted, two_stage_small
 from multitest._result import MultitestResult
+from multitest._sort_kernels import sorted_order
 from multitest._validation import as_pvalues, check_alpha
 
 __all__ = ["benjamini_krieger_yekutieli", "two_stage_benjamini_hochberg"]
@@ -60,8 +61,8 @@ def _two_stage(pvals, alpha, maxiter, *, bky: bool, method: str) -> MultitestRes
     if maxiter is None:
         maxiter = N
 
-    order = np.argsort(flat)
-    levels, bh_adjusted = bh_levels_sorted(flat[order])
+    ps, order = sorted_order(flat)
+    levels, bh_adjusted = bh_levels_sorted(ps)
 
     def num_rejected(level: float) -> int:
         return int(np.searchsorted(levels, level, side="right"))

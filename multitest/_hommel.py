@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from multitest._family import family_procedure
-from multitest._hommel_kernels import hommel_adjusted_sorted
+from multitest._hommel_kernels import hommel_adjusted
 from multitest._result import MultitestResult
 from multitest._validation import as_pvalues, check_alpha
 
@@ -100,9 +100,6 @@ def hommel(pvals, alpha: float | None = None, *, axis: int | None = None) -> Mul
     if flat.size == 0:
         adjusted = np.zeros(shape)
     else:
-        order = np.argsort(flat)
-        adjusted = np.empty_like(flat)
-        adjusted[order] = hommel_adjusted_sorted(flat[order])
-        adjusted = adjusted.reshape(shape)
+        adjusted = hommel_adjusted(flat).reshape(shape)
     reject = adjusted <= alpha
     return MultitestResult(reject, alpha, "hommel", 1, lambda: adjusted)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from multitest._sort_kernels import sorted_order
+
 
 @njit(cache=True, error_model="numpy")
 def hommel_adjusted_sorted(ps):
@@ -103,4 +105,17 @@ def hommel_adjusted_sorted(ps):
         if val > p_max:
             val = p_max
         out[i] = val
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def hommel_adjusted(p):
+    """Hommel-adjusted p-values in the order of ``p``: one stable sort,
+    :func:`hommel_adjusted_sorted`, and the values scattered back (equal p-values get
+    equal values)."""
+    ps, order = sorted_order(p)
+    adjusted = hommel_adjusted_sorted(ps)
+    out = np.empty_like(adjusted)
+    for i in range(order.shape[0]):
+        out[order[i]] = adjusted[i]
     return out

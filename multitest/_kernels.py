@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from multitest._sort_kernels import sorted_order
+
 
 @njit(cache=True)
 def unit_interval_summary(p):
@@ -72,9 +74,9 @@ def _alpha_estimate(code, j, N, k, extra, p):
         return -np.expm1(N * np.log1p(-p))
     if code == HOLM_SIDAK:
         return -np.expm1((N - j + 1) * np.log1p(-p))
-    if code == BH:
-        return p * N / j
-    return p * N * extra / j
+    if code == BH:  # crit = f alpha with the float f = j / N: p / f is within an ulp
+        return p / (j / N)
+    return p / ((j / N) / extra)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -324,19 +326,45 @@ def step_adjusted_sorted(ps, code, k, extra, step_up):
     Step-down: a_(j) = max_{i<=j} alpha_i (cumulative max); step-up: the
     cumulative min from the right, with alpha_i the smallest level at which
     ``p_(i) <= c_i`` holds.
+
+    alpha_i itself (an inversion, for Šidák six logarithms and exponentials) is only
+    computed where it changes the running extreme ``r``: step-down, alpha_i <= r iff
+    ``p_(i) <= c_i(r)``, one evaluation of the critical value, and once ``r`` is 1
+    every later value is 1; step-up, alpha_i >= r iff ``p_(i) > c_i(r-)`` with ``r-``
+    the double below ``r``, and once ``r`` is 0 every earlier value is 0. The values
+    are those of the plain cumulative max (min) of every alpha_i, bit for bit.
     """
     N = ps.shape[0]
     out = np.empty(N, dtype=np.float64)
-    for i in range(N):
-        out[i] = smallest_alpha(code, i + 1, N, k, extra, ps[i])
+    if N == 0:
+        return out
     if step_up:
+        r = smallest_alpha(code, N, N, k, extra, ps[N - 1])
+        out[N - 1] = r
         for i in range(N - 2, -1, -1):
-            if out[i + 1] < out[i]:
-                out[i] = out[i + 1]
+            if r > 0.0 and crit(code, i + 1, N, np.nextafter(r, 0.0), k, extra) >= ps[i]:
+                r = smallest_alpha(code, i + 1, N, k, extra, ps[i])  # below r
+            out[i] = r
     else:
+        r = smallest_alpha(code, 1, N, k, extra, ps[0])
+        out[0] = r
         for i in range(1, N):
-            if out[i - 1] > out[i]:
-                out[i] = out[i - 1]
+            if r < 1.0 and crit(code, i + 1, N, r, k, extra) < ps[i]:
+                r = smallest_alpha(code, i + 1, N, k, extra, ps[i])  # above r
+            out[i] = r
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def step_adjusted(data, code, k, extra, step_up):
+    """Adjusted p-values of a step procedure in the order of ``data``: one stable sort
+    (:func:`multitest._sort_kernels.sorted_order`), :func:`step_adjusted_sorted`, and
+    the values scattered back (tied p-values get equal values)."""
+    ps, order = sorted_order(data)
+    adjusted = step_adjusted_sorted(ps, code, k, extra, step_up)
+    out = np.empty_like(adjusted)
+    for i in range(order.shape[0]):
+        out[order[i]] = adjusted[i]
     return out
 
 
@@ -436,11 +464,19 @@ def smallest_at_least(compact, at_least, none):
 
 @njit(cache=True, error_model="numpy")
 def single_step_adjusted(p, code, k, extra):
-    """Adjusted p-values of a single-step procedure (no sort needed)."""
+    """Adjusted p-values of a single-step procedure (no sort needed).
+
+    A p-value above ``c(1-)``, the critical value at the double below 1, is not
+    rejected below level 1, so its adjusted p-value is 1: one comparison with a
+    constant instead of the inversion (for Šidák six logarithms and exponentials),
+    which most p-values of a large family take.
+    """
     N = p.shape[0]
     out = np.empty(N, dtype=np.float64)
+    top = crit(code, 1, N, np.nextafter(1.0, 0.0), k, extra) if N else 0.0
     for i in range(N):
-        out[i] = smallest_alpha(code, 1, N, k, extra, p[i])
+        x = p[i]
+        out[i] = 1.0 if x > top else smallest_alpha(code, 1, N, k, extra, x)
     return out
 
 
@@ -552,14 +588,8 @@ def small_sorted_decide(data, code, alpha, k, extra, step_up, reject):
 
 @njit(cache=True, error_model="numpy")
 def small_adjusted(data, code, k, extra, step_up, single_step):
-    """Adjusted p-values in one call: :func:`single_step_adjusted`, or the sort and
-    :func:`step_adjusted_sorted` scattered back (tied p-values get equal values, so
-    the order among ties does not matter)."""
+    """Adjusted p-values in one call: :func:`single_step_adjusted` or
+    :func:`step_adjusted`."""
     if single_step:
         return single_step_adjusted(data, code, k, extra)
-    order = np.argsort(data)
-    adjusted = step_adjusted_sorted(data[order], code, k, extra, step_up)
-    out = np.empty_like(data)
-    for i in range(data.shape[0]):
-        out[order[i]] = adjusted[i]
-    return out
+    return step_adjusted(data, code, k, extra, step_up)

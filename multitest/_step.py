@@ -160,10 +160,7 @@ def run_step_procedure(pvals, alpha, *, code: int, method: str, k: int = 1,
     def adjust() -> np.ndarray:
         if single_step:
             return K.single_step_adjusted(data, code, k, extra).reshape(shape)
-        order = np.argsort(data)
-        out = np.empty_like(data)
-        out[order] = K.step_adjusted_sorted(data[order], code, k, extra, step_up)
-        return out.reshape(shape)
+        return K.step_adjusted(data, code, k, extra, step_up).reshape(shape)
 
     return MultitestResult(reject, alpha, method, k, adjust)
 
