@@ -584,12 +584,3 @@ def small_sorted_decide(data, code, alpha, k, extra, step_up, reject):
     cut = crit(code, R, N, alpha, k, extra) if R >= 1 else -1.0
     for i in range(N):
         reject[i] = data[i] <= cut
-
-
-@njit(cache=True, error_model="numpy")
-def small_adjusted(data, code, k, extra, step_up, single_step):
-    """Adjusted p-values in one call: :func:`single_step_adjusted` or
-    :func:`step_adjusted`."""
-    if single_step:
-        return single_step_adjusted(data, code, k, extra)
-    return step_adjusted(data, code, k, extra, step_up)

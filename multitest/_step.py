@@ -155,18 +155,24 @@ def run_step_procedure(pvals, alpha, *, code: int, method: str, k: int = 1,
         if decided != R:
             sweep(R, 0)
     data = flat if own.size == 0 else own
-    reject = reject.reshape(shape)
+    return MultitestResult(reject.reshape(shape), alpha, method, k,
+                           _adjuster(data, shape, code, k, extra, step_up, single_step))
+
+
+def _adjuster(data, shape, code, k, extra, step_up, single_step) -> Callable[[], np.ndarray]:
+    """The lazy adjusted p-values: a single-step procedure needs no order (and compiles
+    no sort), a step procedure one radix sort."""
 
     def adjust() -> np.ndarray:
         if single_step:
             return K.single_step_adjusted(data, code, k, extra).reshape(shape)
         return K.step_adjusted(data, code, k, extra, step_up).reshape(shape)
 
-    return MultitestResult(reject, alpha, method, k, adjust)
+    return adjust
 
 
 def _run_small(flat, shape, alpha, code, method, k, extra, step_up, single_step, one_step):
-    """The small-input path: decisions and adjusted p-values in one kernel call each.
+    """The small-input path: decisions in one kernel call, adjusted p-values in another.
 
     Exactly the results of the pass-based path (same critical values, same
     comparisons); only the fixed cost per call differs.
@@ -177,8 +183,5 @@ def _run_small(flat, shape, alpha, code, method, k, extra, step_up, single_step,
         if not np.all((data >= 0.0) & (data <= 1.0)):  # False for NaN too
             raise_invalid_pvalues(flat)
         K.small_sorted_decide(data, code, alpha, k, extra, step_up, reject)
-
-    def adjust() -> np.ndarray:
-        return K.small_adjusted(data, code, k, extra, step_up, single_step).reshape(shape)
-
-    return MultitestResult(reject.reshape(shape), alpha, method, k, adjust)
+    return MultitestResult(reject.reshape(shape), alpha, method, k,
+                           _adjuster(data, shape, code, k, extra, step_up, single_step))
