@@ -13,7 +13,7 @@ from multitest._fwer import bonferroni, hochberg, holm, holm_sidak, sidak
 from multitest._gbs import gavrilov_benjamini_sarkar
 from multitest._hommel import hommel
 from multitest._result import MultitestResult
-from multitest._sort_kernels import sorted_order
+from multitest._sort import sorted_order
 from multitest._support_line import support_line
 from multitest._validation import check_alpha
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from multitest._sort_kernels import sorted_order
+from multitest._sort_kernels import small_sorted_order
 
 
 @njit(cache=True, error_model="numpy")
@@ -69,7 +69,7 @@ def two_stage_small(p, alpha, maxiter, bky):
     N = p.shape[0]
     if maxiter < 0:
         maxiter = N
-    ps, order = sorted_order(p)
+    ps, order = small_sorted_order(p)
     levels, bh_adjusted = bh_levels_sorted(ps)
     fact = 1.0 + alpha if bky else 1.0
     alpha_prime = alpha / fact if bky else alpha
@@ -109,8 +109,9 @@ def two_stage_small(p, alpha, maxiter, bky):
 # one sort, then one pass each, in statsmodels' floating-point expressions.
 # ---------------------------------------------------------------------------
 @njit(cache=True, error_model="numpy")
-def gbs_adjusted(p):
-    """Gavrilov-Benjamini-Sarkar adjusted p-values in the order of ``p``.
+def gbs_adjusted(ps, order):
+    """Gavrilov-Benjamini-Sarkar adjusted p-values in the caller's order, from the sorted
+    ``ps = p[order]``.
 
     ``q_(j) = (N + 1 - j) / j * p_(j) / (1 - p_(j))`` is the smallest level whose
     critical value ``j alpha / (N + 1 - j (1 - alpha))`` the j-th smallest p-value
@@ -118,7 +119,6 @@ def gbs_adjusted(p):
     The expression, evaluated left to right, is statsmodels' (``p = 1`` gives ``inf``
     and so 1).
     """
-    ps, order = sorted_order(p)
     N = ps.shape[0]
     top = N + 1.0
     out = np.empty(N, dtype=np.float64)
@@ -189,8 +189,9 @@ def _decreasing_isotonic(y, w):
 
 
 @njit(cache=True, error_model="numpy")
-def grenander_lfdr(p, null_proportion):
-    """Local false discovery rates ``min(1, pi0 / f(p_i))`` in the order of ``p``.
+def grenander_lfdr(ps, order, null_proportion):
+    """Local false discovery rates ``min(1, pi0 / f(p_i))`` in the caller's order, from
+    the sorted ``ps = p[order]``.
 
     ``f`` is the Grenander estimate of the p-values' density, the left slope of the
     least concave majorant of their empirical cdf: over the distinct values
@@ -200,7 +201,6 @@ def grenander_lfdr(p, null_proportion):
     (where statsmodels' fit refuses the zero-width gap) is a point mass: density
     ``inf``, local FDR 0; the fit of the others starts at ``u_0 = 0``.
     """
-    ps, order = sorted_order(p)
     N = ps.shape[0]
     out = np.empty(N, dtype=np.float64)
     if N == 0:

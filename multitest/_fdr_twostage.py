@@ -18,7 +18,7 @@ from multitest import _step
 from multitest._family import family_procedure
 from multitest._fdr_kernels import bh_levels_sorted, two_stage_small
 from multitest._result import MultitestResult
-from multitest._sort_kernels import sorted_order
+from multitest._sort import sorted_order
 from multitest._validation import as_pvalues, check_alpha
 
 __all__ = ["benjamini_krieger_yekutieli", "two_stage_benjamini_hochberg"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from multitest._family import family_procedure
 from multitest._fdr_kernels import gbs_adjusted
 from multitest._result import MultitestResult
+from multitest._sort import sorted_order
 from multitest._validation import as_pvalues, check_alpha
 
 __all__ = ["gavrilov_benjamini_sarkar"]
@@ -68,7 +69,8 @@ def gavrilov_benjamini_sarkar(pvals, alpha: float | None = None, *,
     decision ``adjusted <= alpha``. statsmodels returns NaN for every hypothesis
     when one p-value is NaN; here NaN is refused.
 
-    Cost: one radix sort (O(N)) and one pass; everything is computed eagerly.
+    Cost: one sort (:mod:`multitest._sort`: numpy's sort of packed keys, about twice
+    as fast as statsmodels' ``np.argsort``) and one pass; all computed eagerly.
 
     References
     ----------
@@ -96,6 +98,6 @@ def gavrilov_benjamini_sarkar(pvals, alpha: float | None = None, *,
     """
     flat, shape = as_pvalues(pvals)
     alpha = check_alpha(alpha)
-    adjusted = gbs_adjusted(flat).reshape(shape)
+    adjusted = gbs_adjusted(*sorted_order(flat)).reshape(shape)
     reject = adjusted <= alpha
     return MultitestResult(reject, alpha, "gavrilov_benjamini_sarkar", 1, lambda: adjusted)

@@ -7,6 +7,7 @@ import numpy as np
 from multitest._family import family_procedure
 from multitest._hommel_kernels import hommel_adjusted
 from multitest._result import MultitestResult
+from multitest._sort import sorted_order
 from multitest._validation import as_pvalues, check_alpha
 
 __all__ = ["hommel"]
@@ -100,6 +101,6 @@ def hommel(pvals, alpha: float | None = None, *, axis: int | None = None) -> Mul
     if flat.size == 0:
         adjusted = np.zeros(shape)
     else:
-        adjusted = hommel_adjusted(flat).reshape(shape)
+        adjusted = hommel_adjusted(*sorted_order(flat)).reshape(shape)
     reject = adjusted <= alpha
     return MultitestResult(reject, alpha, "hommel", 1, lambda: adjusted)

@@ -17,8 +17,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from multitest._sort_kernels import sorted_order
-
 
 @njit(cache=True, error_model="numpy")
 def hommel_adjusted_sorted(ps):
@@ -109,11 +107,9 @@ def hommel_adjusted_sorted(ps):
 
 
 @njit(cache=True, error_model="numpy")
-def hommel_adjusted(p):
-    """Hommel-adjusted p-values in the order of ``p``: one stable sort,
-    :func:`hommel_adjusted_sorted`, and the values scattered back (equal p-values get
-    equal values)."""
-    ps, order = sorted_order(p)
+def hommel_adjusted(ps, order):
+    """Hommel-adjusted p-values in the caller's order, from the sorted ``ps = p[order]``:
+    :func:`hommel_adjusted_sorted` scattered back (equal p-values get equal values)."""
     adjusted = hommel_adjusted_sorted(ps)
     out = np.empty_like(adjusted)
     for i in range(order.shape[0]):

@@ -1,14 +1,12 @@
-"""A stable argsort of float64 keys for the adjusted p-values (numba; no validation here).
+"""numba kernels of the stable argsort behind the adjusted p-values (see ``_sort.py``).
 
-Adjusted p-values need the p-values in ascending order; numpy's comparison sort costs
-O(N log N) comparisons, most of the time of a sort-bound procedure (statsmodels' Holm
-is ``np.argsort`` plus a few passes). :func:`sorted_order` is a least-significant-digit
-radix sort instead: a double's bit pattern, its sign bit flipped (and every bit of a
-negative value), is an unsigned integer that sorts like the double, so eight stable
-counting passes over its bytes sort it. A byte that is the same in every key (the sign
-and the top of the exponent, for p-values above 2^-15) skips its pass. Below
-:data:`RADIX_MIN_N` keys the fixed cost of the passes (eight histograms of 256 bins)
-outweighs the comparisons, and numba's merge sort is used.
+A double's bit pattern, its sign bit flipped (every bit, for a negative value), is an
+unsigned integer that sorts like the double: the *key*. :func:`pack_keys` writes each
+key, less the smallest, shifted up past the bits of an index and or-ed with its
+position, so that one sort of plain uint64 words (numpy's, vectorised) orders the
+values and breaks ties by position: a stable argsort. Where key and index do not fit
+in 64 bits together the key's lowest bits are dropped, and :func:`unpack_order` puts
+right the values that only those bits told apart (they share the rest of the word).
 """
 
 from __future__ import annotations
@@ -16,113 +14,129 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-#: Bits per digit: eight passes of 256 bins. Wider digits (11 bits, 6 passes; 16 bits,
-#: 4 passes) scatter into so many places at once that their passes ran 2-5x slower per
-#: key at N = 10^6 on the 2-core machine of docs/benchmarks.md, more than the passes
-#: they save (``benchmarks/bench_multitest.py --sort-only`` times them).
-RADIX_BITS = 8
-#: Fewest keys sorted by the radix passes; fewer go to numba's merge sort
-#: (``benchmarks/bench_multitest.py --sort-only`` measures the cut-over).
-RADIX_MIN_N = 256
-
 _SIGN = np.uint64(0x8000000000000000)
 _ZERO_KEY = np.uint64(0x8000000000000000)  # +0.0 and -0.0 (equal, as in np.argsort)
 _NAN_KEY = np.uint64(0xFFFFFFFFFFFFFFFF)  # every NaN, after +inf (np.argsort puts NaN last)
 
 
-@njit(cache=True)
-def sorted_order(x):
-    """``(x[order], order)`` with ``order = np.argsort(x, kind='stable')``.
+@njit(cache=True, inline="always")
+def _key(x, bits):
+    """The order-preserving key of the double ``x`` with bit pattern ``bits``."""
+    if x == 0.0:
+        return _ZERO_KEY
+    if x != x:
+        return _NAN_KEY
+    return bits ^ ((np.uint64(0) - (bits >> np.uint64(63))) | _SIGN)
 
-    ``x`` is a 1-D contiguous float64 array. Ties (also ``-0.0`` and ``0.0``) keep their
-    input order; NaNs go last, as with numpy. Cost: O(N) in at most eight passes.
+
+@njit(cache=True, inline="always")
+def _bit_length(v):
+    n = 0
+    while n < 64 and (v >> np.uint64(n)) != np.uint64(0):
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def pack_keys(x):
+    """``(words, b, s, kmin, restore)`` for the sort (``x``: 1-D contiguous, N >= 1).
+
+    ``words[i] = ((key_i - kmin) >> s) << b | i``, with ``b`` bits for the index and
+    ``s`` the fewest low key bits to drop for the rest to fit. ``restore`` counts the
+    values whose key does not give back their bits (-0.0 and NaN).
     """
     N = x.shape[0]
-    if N < RADIX_MIN_N:
-        order = np.argsort(x, kind="mergesort")
-        return x[order], order
-    return _radix_sorted_order(x)
+    bits = x.view(np.uint64)
+    kmin = _NAN_KEY
+    kmax = np.uint64(0)
+    restore = 0
+    for i in range(N):
+        v = x[i]
+        k = _key(v, bits[i])
+        restore += (v != v) or (v == 0.0 and bits[i] != np.uint64(0))
+        kmin = min(kmin, k)
+        kmax = max(kmax, k)
+    b = max(_bit_length(np.uint64(N - 1)), 1)
+    s = max(_bit_length(kmax - kmin) - (64 - b), 0)
+    shift, index_bits = np.uint64(s), np.uint64(b)
+    words = np.empty(N, dtype=np.uint64)
+    for i in range(N):
+        words[i] = (((_key(x[i], bits[i]) - kmin) >> shift) << index_bits) | np.uint64(i)
+    return words, b, s, kmin, restore
 
 
 @njit(cache=True)
-def _radix_sorted_order(x):
-    N = x.shape[0]
-    ndigits = (64 + RADIX_BITS - 1) // RADIX_BITS
-    nbins = 1 << RADIX_BITS
-    mask = np.uint64(nbins - 1)
-    bits = x.view(np.uint64)
-    keys = np.empty(N, dtype=np.uint64)
-    hist = np.zeros((ndigits, nbins), dtype=np.int64)
-    negative_zeros = 0
-    nans = 0
-    for i in range(N):
-        v = x[i]
-        b = bits[i]
-        if v == 0.0:
-            negative_zeros += b != np.uint64(0)
-            k = _ZERO_KEY
-        elif v != v:
-            nans += 1
-            k = _NAN_KEY
-        elif b & _SIGN:
-            k = ~b
-        else:
-            k = b | _SIGN
-        keys[i] = k
-        for d in range(ndigits):
-            hist[d, (k >> np.uint64(d * RADIX_BITS)) & mask] += 1
+def unpack_order(words, x, b, s, kmin, restore):
+    """``(x[order], order)`` from the sorted words of :func:`pack_keys`.
 
-    # the digits that differ between keys; the others leave the order as it is
-    passes = np.empty(ndigits, dtype=np.int64)
-    npasses = 0
-    for d in range(ndigits):
-        if hist[d, (keys[0] >> np.uint64(d * RADIX_BITS)) & mask] != N:
-            passes[npasses] = d
-            npasses += 1
+    With nothing dropped (``s == 0``) the words hold the whole keys and the values are
+    rebuilt from them; otherwise they are gathered from ``x``, and a run of words that
+    differ only in their index but hold values out of order (told apart by the dropped
+    bits alone) is sorted again by value, stably: by insertion where short, by merge
+    sort where long, so no input costs more than O(N log N).
+    """
+    N = words.shape[0]
+    mask = np.uint64((1 << b) - 1)
+    index_bits = np.uint64(b)
     order = np.empty(N, dtype=np.int64)
-    if npasses == 0:
+    values = np.empty(N, dtype=np.float64)
+    if s == 0 and restore == 0:
+        out = values.view(np.uint64)
         for i in range(N):
-            order[i] = i
-        return x.copy(), order
-
-    keys_out = np.empty(N, dtype=np.uint64)
-    order_out = np.empty(N, dtype=np.int64)
-    offset = np.empty(nbins, dtype=np.int64)
-    for t in range(npasses):
-        d = passes[t]
-        total = 0
-        for j in range(nbins):
-            offset[j] = total
-            total += hist[d, j]
-        shift = np.uint64(d * RADIX_BITS)
-        if t == 0:  # the first pass reads no order: it is the identity
-            for i in range(N):
-                k = keys[i]
-                j = (k >> shift) & mask
-                pos = offset[j]
-                offset[j] = pos + 1
-                keys_out[pos] = k
-                order_out[pos] = i
-        else:
-            for i in range(N):
-                k = keys[i]
-                j = (k >> shift) & mask
-                pos = offset[j]
-                offset[j] = pos + 1
-                keys_out[pos] = k
-                order_out[pos] = order[i]
-        keys, keys_out = keys_out, keys
-        order, order_out = order_out, order
-
-    # back from keys to doubles (the order-preserving map inverted), in place
+            w = words[i]
+            order[i] = np.int64(w & mask)
+            k = (w >> index_bits) + kmin
+            out[i] = k ^ _SIGN if k & _SIGN else ~k
+        return values, order
     for i in range(N):
-        k = keys[i]
-        keys[i] = k ^ _SIGN if k & _SIGN else ~k
-    values = keys.view(np.float64)
-    if negative_zeros:  # the zero key stands for both zeros: restore each one's sign
-        for i in range(N):
-            if values[i] == 0.0:
-                values[i] = x[order[i]]
-    for i in range(N - nans, N):  # and the NaN key for every NaN: restore its payload
-        values[i] = x[order[i]]
+        o = np.int64(words[i] & mask)
+        order[i] = o
+        values[i] = x[o]
+    if s == 0:
+        return values, order
+    i = 1
+    while i < N:
+        if values[i] < values[i - 1]:  # only inside a run of equal (key >> s)
+            top = words[i] >> index_bits
+            lo = i - 1
+            while lo > 0 and (words[lo - 1] >> index_bits) == top:
+                lo -= 1
+            hi = i + 1
+            while hi < N and (words[hi] >> index_bits) == top:
+                hi += 1
+            _sort_run(values, order, lo, hi)
+            i = hi
+        else:
+            i += 1
     return values, order
+
+
+@njit(cache=True)
+def _sort_run(values, order, lo, hi):
+    """Stable sort of ``values[lo:hi]`` (no NaN: NaNs never share a run with numbers),
+    carrying ``order`` along."""
+    if hi - lo <= 16:
+        for i in range(lo + 1, hi):
+            v = values[i]
+            o = order[i]
+            j = i
+            while j > lo and values[j - 1] > v:
+                values[j] = values[j - 1]
+                order[j] = order[j - 1]
+                j -= 1
+            values[j] = v
+            order[j] = o
+        return
+    perm = np.argsort(values[lo:hi], kind="mergesort")
+    run_values = values[lo:hi][perm]
+    run_order = order[lo:hi][perm]
+    values[lo:hi] = run_values
+    order[lo:hi] = run_order
+
+
+@njit(cache=True)
+def small_sorted_order(x):
+    """``(x[order], order)``, ``order = np.argsort(x, kind='stable')``, by numba's merge
+    sort: one call, for small inputs (and for the kernels that sort inside)."""
+    order = np.argsort(x, kind="mergesort")
+    return x[order], order

@@ -5,6 +5,7 @@ from __future__ import annotations
 from multitest._family import family_procedure
 from multitest._fdr_kernels import grenander_lfdr
 from multitest._result import MultitestResult
+from multitest._sort import sorted_order
 from multitest._validation import as_pvalues, check_alpha, check_probability
 
 __all__ = ["support_line"]
@@ -82,7 +83,8 @@ def support_line(pvals, alpha: float | None = None, *, null_proportion: float = 
     raises (scipy refuses the zero-width gap) and here the density is infinite and
     the local FDR 0; and NaN, which statsmodels sorts last and here is refused.
 
-    Cost: one radix sort (O(N)) and O(N) for the fit; statsmodels sorts three times.
+    Cost: one sort (:mod:`multitest._sort`) and O(N) for the fit; statsmodels sorts
+    three times.
 
     References
     ----------
@@ -108,6 +110,6 @@ def support_line(pvals, alpha: float | None = None, *, null_proportion: float = 
     flat, shape = as_pvalues(pvals)
     alpha = check_alpha(alpha)
     pi0 = check_probability(null_proportion, "null_proportion", closed_high=True)
-    adjusted = grenander_lfdr(flat, pi0).reshape(shape)
+    adjusted = grenander_lfdr(*sorted_order(flat), pi0).reshape(shape)
     reject = adjusted <= alpha
     return MultitestResult(reject, alpha, "support_line", 1, lambda: adjusted)

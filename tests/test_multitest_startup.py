@@ -42,7 +42,7 @@ def test_power_module_does_not_import_scipy_stats(tmp_path):
 
 
 UNUSED_BY_HOLM = {"window_search", "step_adjusted_sorted", "step_adjusted",
-                  "single_step_adjusted", "sorted_order",
+                  "single_step_adjusted", "small_sorted_order", "pack_keys", "unpack_order",
                   "small_sorted_decide", "count_sweep", "count_histogram",
                   "counts_threshold", "compact_counts", "presence", "unit_interval_summary"}
 
@@ -54,9 +54,9 @@ import json, sys
 import numpy as np
 import multitest
 multitest.holm(np.linspace(0.0, 1.0, {N}), 0.05)  # settles in the plain passes
-from multitest import _kernels as K
-compiled = sorted(name for name in dir(K)
-                  if hasattr(getattr(K, name), "signatures") and getattr(K, name).signatures)
+from multitest import _kernels as K, _sort_kernels as S
+compiled = sorted(name for module in (K, S) for name in dir(module)
+                  if getattr(getattr(module, name), "signatures", None))
 print(json.dumps({{"compiled": compiled,
                    "hommel": "multitest._hommel_kernels" in sys.modules,
                    "fdr": "multitest._fdr_kernels" in sys.modules,
@@ -72,7 +72,7 @@ print(json.dumps({{"compiled": compiled,
 
 def test_procedures_that_need_no_order_do_not_sort(tmp_path):
     """Issue 21: Šidák's and Bonferroni's adjusted p-values need no order, so neither the
-    radix sort nor numba's merge sort is compiled for them (small path and passes)."""
+    sort's kernels nor numba's merge sort is compiled for them (small path and passes)."""
     code = """
 import json
 import numpy as np
@@ -83,7 +83,8 @@ for N in (50, 5000):
         f(p, 0.05).pvalues_adjusted
     multitest.generalized_bonferroni(p, 0.05, k=3).pvalues_adjusted
 from multitest import _kernels as K, _sort_kernels as S
-print(json.dumps({"sort": bool(S.sorted_order.signatures or S._radix_sorted_order.signatures),
+sort_kernels = (S.small_sorted_order, S.pack_keys, S.unpack_order)
+print(json.dumps({"sort": any(bool(f.signatures) for f in sort_kernels),
                   "single": bool(K.single_step_adjusted.signatures)}))
 """
     got = _run(code, tmp_path)
