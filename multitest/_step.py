@@ -47,7 +47,8 @@ MIN_WINDOW = 4096
 #: inputs; 1024 bounds the sort's cost where the iteration does not settle.
 SMALL_N = 1024
 #: Most hypotheses whose adjusted p-values are all sorted; above, only those rejected
-#: below level 1 are (:func:`_adjuster`). Below it a pass more costs about what it saves.
+#: below level 1 are (:func:`_adjuster`). Not tuned: for small families the extra
+#: decision pass can cost more than the smaller sort saves.
 PARTIAL_MIN_N = 4096
 #: The largest double below 1: rejected at it <=> adjusted p-value below 1.
 _BELOW_ONE = float(np.nextafter(1.0, 0.0))

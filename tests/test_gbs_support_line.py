@@ -55,7 +55,7 @@ def test_same_as_statsmodels_bit_for_bit(p, alpha, method):
 @pytest.mark.parametrize("method", sorted(ALIASES))
 @pytest.mark.parametrize("N", [1, 2, 7, 300, 5000])
 def test_same_as_statsmodels_on_larger_and_tied_inputs(rng, method, N):
-    """Sizes on both sides of the radix sort's cut-over, ties and subnormal gaps."""
+    """Sizes on both sides of the sort's cut-over (PACKED_MIN_N), ties and subnormal gaps."""
     for p in (rng.uniform(size=N), rng.uniform(size=N) ** 6,
               rng.integers(1, 21, size=N) / 20,
               rng.choice([5e-324, 1e-310, 1e-300, 0.25, 0.5, 1.0], size=N)):
