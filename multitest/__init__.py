@@ -8,7 +8,8 @@ FWER (certification-grade under arbitrary dependence): :func:`bonferroni`,
 FWER under independence/positive dependence: :func:`sidak`, :func:`holm_sidak`,
 :func:`hochberg`, :func:`hommel`. FDR (not a certificate): :func:`benjamini_hochberg`,
 :func:`benjamini_yekutieli`, :func:`two_stage_benjamini_hochberg`,
-:func:`benjamini_krieger_yekutieli`.
+:func:`benjamini_krieger_yekutieli`, :func:`gavrilov_benjamini_sarkar`. Local FDR at
+the margin (not a certificate either): :func:`support_line`.
 
 Counts: :func:`binomial_pvalues`, :func:`certify_counts` (p-values + procedure in
 O(N + n)), :func:`certify_nested_counts` (a chain of nested hypotheses per component:
@@ -42,6 +43,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs; at run time s
         lehmann_romano,
         sidak,
     )
+    from multitest._gbs import gavrilov_benjamini_sarkar
     from multitest._hommel import hommel
     from multitest._lower import (
         LOWER_METHODS,
@@ -62,6 +64,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs; at run time s
         segcertify_power,
     )
     from multitest._result import MultitestResult
+    from multitest._support_line import support_line
 
 #: public name -> private module defining it. ``import multitest`` imports none of
 #: them (nor numba or scipy): each module is imported on first access of one of its
@@ -76,6 +79,7 @@ _SOURCES: dict[str, str] = {
                     "_fdr_twostage"),
     **dict.fromkeys(["bonferroni", "generalized_bonferroni", "hochberg", "holm",
                      "holm_sidak", "lehmann_romano", "sidak"], "_fwer"),
+    "gavrilov_benjamini_sarkar": "_gbs",
     "hommel": "_hommel",
     **dict.fromkeys(["LOWER_METHODS", "LowerBounds", "ladder_levels",
                      "simultaneous_lower_bounds"], "_lower"),
@@ -86,6 +90,7 @@ _SOURCES: dict[str, str] = {
                      "clopper_pearson_lower", "expected_certified_fraction",
                      "guess_probability", "required_samples", "segcertify_power"], "_power"),
     "MultitestResult": "_result",
+    "support_line": "_support_line",
 }
 
 
@@ -126,6 +131,7 @@ __all__ = [
     "certify_threshold",
     "clopper_pearson_lower",
     "expected_certified_fraction",
+    "gavrilov_benjamini_sarkar",
     "generalized_bonferroni",
     "guess_probability",
     "hochberg",
@@ -140,5 +146,6 @@ __all__ = [
     "segcertify_power",
     "sidak",
     "simultaneous_lower_bounds",
+    "support_line",
     "two_stage_benjamini_hochberg",
 ]

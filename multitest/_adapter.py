@@ -11,8 +11,11 @@ import numpy as np
 from multitest._fdr import benjamini_hochberg, benjamini_yekutieli
 from multitest._fdr_twostage import benjamini_krieger_yekutieli, two_stage_benjamini_hochberg
 from multitest._fwer import bonferroni, hochberg, holm, holm_sidak, sidak
+from multitest._gbs import gavrilov_benjamini_sarkar
 from multitest._hommel import hommel
 from multitest._result import MultitestResult
+from multitest._sort import sorted_order
+from multitest._support_line import support_line
 from multitest._validation import check_alpha
 
 __all__ = ["multipletests", "METHOD_ALIASES", "MultipletestsResult"]
@@ -28,6 +31,8 @@ _PROCEDURES: dict[str, Callable[..., MultitestResult]] = {
     "benjamini_yekutieli": benjamini_yekutieli,
     "two_stage_benjamini_hochberg": two_stage_benjamini_hochberg,
     "benjamini_krieger_yekutieli": benjamini_krieger_yekutieli,
+    "gavrilov_benjamini_sarkar": gavrilov_benjamini_sarkar,
+    "support_line": support_line,
 }
 
 #: statsmodels' method names (lower case) -> our procedure names.
@@ -42,6 +47,8 @@ METHOD_ALIASES: dict[str, str] = {
     **dict.fromkeys(["fdr_by", "fdr_n", "fdr_c", "fdrn", "fdrcorr"], "benjamini_yekutieli"),
     **dict.fromkeys(["fdr_tsbh", "fdr_2sbh"], "two_stage_benjamini_hochberg"),
     **dict.fromkeys(["fdr_tsbky", "fdr_2sbky", "fdr_twostage"], "benjamini_krieger_yekutieli"),
+    "fdr_gbs": "gavrilov_benjamini_sarkar",
+    **dict.fromkeys(["lfdr", "lfdr_sl"], "support_line"),
 }
 
 
@@ -94,7 +101,8 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
     method : str, default 'hs'
         A statsmodels method name, e.g. ``'bonferroni'``, ``'sidak'``, ``'hs'``,
         ``'holm'``, ``'simes-hochberg'``, ``'hommel'``, ``'fdr_bh'``, ``'fdr_by'``,
-        ``'fdr_tsbh'``, ``'fdr_tsbky'`` (see :data:`METHOD_ALIASES`).
+        ``'fdr_tsbh'``, ``'fdr_tsbky'``, ``'fdr_gbs'``, ``'lfdr'`` (see
+        :data:`METHOD_ALIASES`).
     maxiter : int or bool, default 1
         Passed to the two-stage FDR procedures only. A bool is converted with
         ``int`` (``True`` -> 1, ``False`` -> 0), which is what statsmodels
@@ -163,7 +171,7 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
     else:
         alphac_sidak = alphac_bonf = np.nan
     if returnsorted:
-        flat_p = np.asarray(pvals, dtype=np.float64).reshape(-1)
-        order = np.argsort(flat_p)
+        flat_p = np.ascontiguousarray(pvals, dtype=np.float64).reshape(-1)
+        _, order = sorted_order(flat_p)
         reject, adjusted = reject.reshape(-1)[order], adjusted.reshape(-1)[order]
     return MultipletestsResult(reject, adjusted, alphac_sidak, alphac_bonf)

@@ -1,9 +1,11 @@
-"""numba kernel of the two-stage FDR procedures (no validation here: see ``_fdr_twostage.py``)."""
+"""numba kernels of the FDR procedures (no validation here: see the public wrappers)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from multitest._sort_kernels import small_sorted_order
 
 
 @njit(cache=True, error_model="numpy")
@@ -67,8 +69,8 @@ def two_stage_small(p, alpha, maxiter, bky):
     N = p.shape[0]
     if maxiter < 0:
         maxiter = N
-    order = np.argsort(p)
-    levels, bh_adjusted = bh_levels_sorted(p[order])
+    ps, order = small_sorted_order(p)
+    levels, bh_adjusted = bh_levels_sorted(ps)
     fact = 1.0 + alpha if bky else 1.0
     alpha_prime = alpha / fact if bky else alpha
     r = np.searchsorted(levels, alpha_prime, side="right")
@@ -100,3 +102,137 @@ def two_stage_small(p, alpha, maxiter, bky):
         reject[order[i]] = rej
         adjusted[order[i]] = a
     return reject, adjusted
+
+
+# ---------------------------------------------------------------------------
+# Gavrilov-Benjamini-Sarkar and the support-line (Grenander lfdr) procedure:
+# one sort, then one pass each, in statsmodels' floating-point expressions.
+# ---------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy")
+def gbs_adjusted(ps, order):
+    """Gavrilov-Benjamini-Sarkar adjusted p-values in the caller's order, from the sorted
+    ``ps = p[order]``.
+
+    ``q_(j) = (N + 1 - j) / j * p_(j) / (1 - p_(j))`` is the smallest level whose
+    critical value ``j alpha / (N + 1 - j (1 - alpha))`` the j-th smallest p-value
+    meets (exact arithmetic); the adjusted p-value is its cumulative max, capped at 1.
+    The expression, evaluated left to right, is statsmodels' (``p = 1`` gives ``inf``
+    and so 1).
+    """
+    N = ps.shape[0]
+    top = N + 1.0
+    out = np.empty(N, dtype=np.float64)
+    run = -np.inf
+    for i in range(N):
+        j = i + 1.0
+        x = ps[i]
+        q = (top - j) / j * x / (1.0 - x)
+        if q > run:
+            run = q
+        out[order[i]] = run if run <= 1.0 else 1.0
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _decreasing_isotonic(y, w):
+    """Weighted least-squares nonincreasing fit of ``y`` (weights ``w > 0``), in place.
+
+    Pool-adjacent-violators in the one-pass form of Busing (2022, Algorithm 1, with
+    ``>=`` so that equal neighbours share a block), run over the reversed sequence as
+    ``scipy.optimize.isotonic_regression(y, weights=w, increasing=False)`` runs it:
+    the same sums in the same order, so the same doubles.
+    """
+    n = y.shape[0]
+    if n == 0:
+        return y.copy()
+    x = y[::-1].copy()
+    wt = w[::-1].copy()
+    starts = np.empty(n + 1, dtype=np.int64)  # block b is x[starts[b]:starts[b + 1]]
+    starts[0] = 0
+    starts[1] = 1
+    b = 0
+    x_prev = x[0]
+    w_prev = wt[0]
+    i = 1
+    while i < n:
+        b += 1
+        xb = x[i]
+        wb = wt[i]
+        if x_prev >= xb:  # pool with the previous block, then repair both ways
+            b -= 1
+            sb = w_prev * x_prev + wb * xb
+            wb += w_prev
+            xb = sb / wb
+            while i < n - 1 and xb >= x[i + 1]:
+                i += 1
+                sb += wt[i] * x[i]
+                wb += wt[i]
+                xb = sb / wb
+            while b > 0 and x[b - 1] >= xb:
+                b -= 1
+                sb += wt[b] * x[b]
+                wb += wt[b]
+                xb = sb / wb
+        x[b] = xb
+        x_prev = xb
+        wt[b] = wb
+        w_prev = wb
+        starts[b + 1] = i + 1
+        i += 1
+    fit = np.empty(n, dtype=np.float64)
+    stop = n
+    for k in range(b, -1, -1):  # expand the blocks, back in the caller's order
+        for t in range(starts[k], stop):
+            fit[n - 1 - t] = x[k]
+        stop = starts[k]
+    return fit
+
+
+@njit(cache=True, error_model="numpy")
+def grenander_lfdr(ps, order, null_proportion):
+    """Local false discovery rates ``min(1, pi0 / f(p_i))`` in the caller's order, from
+    the sorted ``ps = p[order]``.
+
+    ``f`` is the Grenander estimate of the p-values' density, the left slope of the
+    least concave majorant of their empirical cdf: over the distinct values
+    ``u_1 < ... < u_U`` with multiplicities ``c_k`` it is the nonincreasing weighted
+    fit of ``c_k / (N (u_k - u_{k-1}))`` (``u_0 = 0``) with weights ``u_k - u_{k-1}``,
+    statsmodels' ``local_fdr_correction`` expression for expression. A p-value of 0
+    (where statsmodels' fit refuses the zero-width gap) is a point mass: density
+    ``inf``, local FDR 0; the fit of the others starts at ``u_0 = 0``.
+    """
+    N = ps.shape[0]
+    out = np.empty(N, dtype=np.float64)
+    if N == 0:
+        return out
+    zeros = 0
+    while zeros < N and ps[zeros] == 0.0:
+        zeros += 1
+    # distinct positive values: their first sorted position and multiplicity
+    first = np.empty(N - zeros, dtype=np.int64)
+    count = np.empty(N - zeros, dtype=np.int64)
+    U = 0
+    for i in range(zeros, N):
+        if U == 0 or ps[i] != ps[first[U - 1]]:
+            first[U] = i
+            count[U] = 0
+            U += 1
+        count[U - 1] += 1
+    y = np.empty(U, dtype=np.float64)
+    gap = np.empty(U, dtype=np.float64)
+    below = 0.0
+    for k in range(U):
+        u = ps[first[k]]
+        gap[k] = u - below
+        y[k] = count[k] / (N * gap[k])
+        below = u
+    slope = _decreasing_isotonic(y, gap)
+    for i in range(zeros):
+        out[order[i]] = 0.0
+    for k in range(U):
+        lfdr = null_proportion / slope[k]
+        if lfdr > 1.0:
+            lfdr = 1.0
+        for i in range(first[k], first[k] + count[k]):
+            out[order[i]] = lfdr
+    return out

@@ -18,6 +18,7 @@ from multitest import _step
 from multitest._family import family_procedure
 from multitest._fdr_kernels import bh_levels_sorted, two_stage_small
 from multitest._result import MultitestResult
+from multitest._sort import sorted_order
 from multitest._validation import MAX_INT64, as_pvalues, check_alpha
 
 __all__ = ["benjamini_krieger_yekutieli", "two_stage_benjamini_hochberg"]
@@ -62,8 +63,8 @@ def _two_stage(pvals, alpha, maxiter, *, bky: bool, method: str) -> MultitestRes
     if maxiter is None:
         maxiter = N
 
-    order = np.argsort(flat)
-    levels, bh_adjusted = bh_levels_sorted(flat[order])
+    ps, order = sorted_order(flat)
+    levels, bh_adjusted = bh_levels_sorted(ps)
 
     def num_rejected(level: float) -> int:
         return int(np.searchsorted(levels, level, side="right"))

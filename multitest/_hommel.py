@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from multitest._family import family_procedure
-from multitest._hommel_kernels import hommel_adjusted_sorted
+from multitest._hommel_kernels import hommel_adjusted
 from multitest._result import MultitestResult
+from multitest._sort import sorted_order
 from multitest._validation import as_pvalues, check_alpha
 
 __all__ = ["hommel"]
@@ -100,9 +101,6 @@ def hommel(pvals, alpha: float | None = None, *, axis: int | None = None) -> Mul
     if flat.size == 0:
         adjusted = np.zeros(shape)
     else:
-        order = np.argsort(flat)
-        adjusted = np.empty_like(flat)
-        adjusted[order] = hommel_adjusted_sorted(flat[order])
-        adjusted = adjusted.reshape(shape)
+        adjusted = hommel_adjusted(*sorted_order(flat)).reshape(shape)
     reject = adjusted <= alpha
     return MultitestResult(reject, alpha, "hommel", 1, lambda: adjusted)

@@ -104,3 +104,14 @@ def hommel_adjusted_sorted(ps):
             val = p_max
         out[i] = val
     return out
+
+
+@njit(cache=True, error_model="numpy")
+def hommel_adjusted(ps, order):
+    """Hommel-adjusted p-values in the caller's order, from the sorted ``ps = p[order]``:
+    :func:`hommel_adjusted_sorted` scattered back (equal p-values get equal values)."""
+    adjusted = hommel_adjusted_sorted(ps)
+    out = np.empty_like(adjusted)
+    for i in range(order.shape[0]):
+        out[order[i]] = adjusted[i]
+    return out

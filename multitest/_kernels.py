@@ -72,9 +72,22 @@ def _alpha_estimate(code, j, N, k, extra, p):
         return -np.expm1(N * np.log1p(-p))
     if code == HOLM_SIDAK:
         return -np.expm1((N - j + 1) * np.log1p(-p))
-    if code == BH:
-        return p * N / j
-    return p * N * extra / j
+    if code == BH:  # crit = f alpha with the float f = j / N: p / f is within an ulp
+        return p / (j / N)
+    return p / ((j / N) / extra)
+
+
+@njit(cache=True, inline="always")
+def _below(a):
+    """``np.nextafter(a, 0.0)`` for a finite ``a > 0``, without a library call (positive
+    doubles order like their bit patterns)."""
+    return np.int64(np.float64(a).view(np.int64) - 1).view(np.float64)
+
+
+@njit(cache=True, inline="always")
+def _above(a):
+    """``np.nextafter(a, 2.0)`` for a finite ``a >= 0``, without a library call."""
+    return np.int64(np.float64(a).view(np.int64) + 1).view(np.float64)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -96,10 +109,10 @@ def smallest_alpha(code, j, N, k, extra, p):
     if est > 1.0:
         est = 1.0
     if crit(code, j, N, est, k, extra) >= p:
-        if crit(code, j, N, np.nextafter(est, 0.0), k, extra) < p:
+        if crit(code, j, N, _below(est), k, extra) < p:
             return est
     else:
-        above = np.nextafter(est, 2.0)
+        above = _above(est)
         if crit(code, j, N, above, k, extra) >= p:
             return above
     return _smallest_alpha_search(code, j, N, k, extra, p, est)
@@ -109,10 +122,7 @@ def smallest_alpha(code, j, N, k, extra, p):
 def _smallest_alpha_search(code, j, N, k, extra, p, est):
     """Gallop from ``est`` in units of the last place, then bisect on the bit patterns
     (positive doubles sort like their int64 bit patterns)."""
-    fbuf = np.empty(1, dtype=np.float64)
-    ibuf = fbuf.view(np.int64)
-    fbuf[0] = est
-    bits = ibuf[0]
+    bits = np.float64(est).view(np.int64)
     if crit(code, j, N, est, k, extra) >= p:
         hi = bits
         step = 1
@@ -121,8 +131,7 @@ def _smallest_alpha_search(code, j, N, k, extra, p, est):
             cand = hi - step
             if cand <= 0:
                 break
-            ibuf[0] = cand
-            if crit(code, j, N, fbuf[0], k, extra) >= p:
+            if crit(code, j, N, np.int64(cand).view(np.float64), k, extra) >= p:
                 hi = cand
                 step *= 2
             else:
@@ -130,29 +139,25 @@ def _smallest_alpha_search(code, j, N, k, extra, p, est):
                 break
     else:
         lo = bits
-        fbuf[0] = 1.0
-        one = ibuf[0]
+        one = np.float64(1.0).view(np.int64)
         hi = one
         step = 1
         while True:
             cand = lo + step
             if cand >= one:
                 break
-            ibuf[0] = cand
-            if crit(code, j, N, fbuf[0], k, extra) >= p:
+            if crit(code, j, N, np.int64(cand).view(np.float64), k, extra) >= p:
                 hi = cand
                 break
             lo = cand
             step *= 2
     while hi - lo > 1:
         mid = lo + (hi - lo) // 2
-        ibuf[0] = mid
-        if crit(code, j, N, fbuf[0], k, extra) >= p:
+        if crit(code, j, N, np.int64(mid).view(np.float64), k, extra) >= p:
             hi = mid
         else:
             lo = mid
-    ibuf[0] = hi
-    return fbuf[0]
+    return np.int64(hi).view(np.float64)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -318,25 +323,54 @@ def window_search(p, code, alpha, k, extra, step_up, m, width):
 
 
 @njit(cache=True, error_model="numpy")
-def step_adjusted_sorted(ps, code, k, extra, step_up):
-    """Adjusted p-values of sorted p-values: the smallest level rejecting each one.
+def step_adjusted_sorted(ps, code, k, extra, step_up, N):
+    """Adjusted p-values of the ``R`` smallest of ``N`` p-values, sorted: the smallest
+    level rejecting each one.
+
+    ``R = ps.shape[0]`` is ``N``, or (:func:`multitest._step._adjuster`) the number of
+    hypotheses rejected below level 1: the others' adjusted p-values are 1 and do not
+    change these (step-down: they come later; step-up: their alpha_i are 1).
 
     Step-down: a_(j) = max_{i<=j} alpha_i (cumulative max); step-up: the
     cumulative min from the right, with alpha_i the smallest level at which
     ``p_(i) <= c_i`` holds.
+
+    alpha_i itself (an inversion, for Šidák six logarithms and exponentials) is only
+    computed where it changes the running extreme ``r``: step-down, alpha_i <= r iff
+    ``p_(i) <= c_i(r)``, one evaluation of the critical value, and once ``r`` is 1
+    every later value is 1; step-up, alpha_i >= r iff ``p_(i) > c_i(r-)`` with ``r-``
+    the double below ``r``, and once ``r`` is 0 every earlier value is 0. The values
+    are those of the plain cumulative max (min) of every alpha_i, bit for bit.
     """
-    N = ps.shape[0]
-    out = np.empty(N, dtype=np.float64)
-    for i in range(N):
-        out[i] = smallest_alpha(code, i + 1, N, k, extra, ps[i])
+    R = ps.shape[0]
+    out = np.empty(R, dtype=np.float64)
+    if R == 0:
+        return out
     if step_up:
-        for i in range(N - 2, -1, -1):
-            if out[i + 1] < out[i]:
-                out[i] = out[i + 1]
+        r = smallest_alpha(code, R, N, k, extra, ps[R - 1])
+        out[R - 1] = r
+        for i in range(R - 2, -1, -1):
+            if r > 0.0 and crit(code, i + 1, N, _below(r), k, extra) >= ps[i]:
+                r = smallest_alpha(code, i + 1, N, k, extra, ps[i])  # below r
+            out[i] = r
     else:
-        for i in range(1, N):
-            if out[i - 1] > out[i]:
-                out[i] = out[i - 1]
+        r = smallest_alpha(code, 1, N, k, extra, ps[0])
+        out[0] = r
+        for i in range(1, R):
+            if r < 1.0 and crit(code, i + 1, N, r, k, extra) < ps[i]:
+                r = smallest_alpha(code, i + 1, N, k, extra, ps[i])  # above r
+            out[i] = r
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def step_adjusted(ps, order, out, code, k, extra, step_up):
+    """Write the adjusted p-values of the sorted ``ps`` (:func:`step_adjusted_sorted`,
+    ``N = out.shape[0]`` hypotheses) to ``out[order]``: back in the caller's order (tied
+    p-values get equal values, so the order among ties does not matter)."""
+    adjusted = step_adjusted_sorted(ps, code, k, extra, step_up, out.shape[0])
+    for i in range(order.shape[0]):
+        out[order[i]] = adjusted[i]
     return out
 
 
@@ -436,11 +470,19 @@ def smallest_at_least(compact, at_least, none):
 
 @njit(cache=True, error_model="numpy")
 def single_step_adjusted(p, code, k, extra):
-    """Adjusted p-values of a single-step procedure (no sort needed)."""
+    """Adjusted p-values of a single-step procedure (no sort needed).
+
+    A p-value above ``c(1-)``, the critical value at the double below 1, is not
+    rejected below level 1, so its adjusted p-value is 1: one comparison with a
+    constant instead of the inversion (for Šidák six logarithms and exponentials),
+    which most p-values of a large family take.
+    """
     N = p.shape[0]
     out = np.empty(N, dtype=np.float64)
+    top = crit(code, 1, N, np.nextafter(1.0, 0.0), k, extra) if N else 0.0
     for i in range(N):
-        out[i] = smallest_alpha(code, 1, N, k, extra, p[i])
+        x = p[i]
+        out[i] = 1.0 if x > top else smallest_alpha(code, 1, N, k, extra, x)
     return out
 
 
@@ -548,18 +590,3 @@ def small_sorted_decide(data, code, alpha, k, extra, step_up, reject):
     cut = crit(code, R, N, alpha, k, extra) if R >= 1 else -1.0
     for i in range(N):
         reject[i] = data[i] <= cut
-
-
-@njit(cache=True, error_model="numpy")
-def small_adjusted(data, code, k, extra, step_up, single_step):
-    """Adjusted p-values in one call: :func:`single_step_adjusted`, or the sort and
-    :func:`step_adjusted_sorted` scattered back (tied p-values get equal values, so
-    the order among ties does not matter)."""
-    if single_step:
-        return single_step_adjusted(data, code, k, extra)
-    order = np.argsort(data)
-    adjusted = step_adjusted_sorted(data[order], code, k, extra, step_up)
-    out = np.empty_like(data)
-    for i in range(data.shape[0]):
-        out[order[i]] = adjusted[i]
-    return out

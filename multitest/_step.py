@@ -25,6 +25,7 @@ import numpy as np
 
 from multitest import _kernels as K
 from multitest._result import MultitestResult
+from multitest._sort import sorted_order
 from multitest._validation import as_pvalues, check_alpha, raise_invalid_pvalues
 
 __all__ = [
@@ -45,6 +46,12 @@ MIN_WINDOW = 4096
 #: both paths against each other: the fused call was faster up to 4096 on typical
 #: inputs; 1024 bounds the sort's cost where the iteration does not settle.
 SMALL_N = 1024
+#: Most hypotheses whose adjusted p-values are all sorted; above, only those rejected
+#: below level 1 are (:func:`_adjuster`). Not tuned: for small families the extra
+#: decision pass can cost more than the smaller sort saves.
+PARTIAL_MIN_N = 4096
+#: The largest double below 1: rejected at it <=> adjusted p-value below 1.
+_BELOW_ONE = float(np.nextafter(1.0, 0.0))
 #: Passes of the iteration inside the small-input kernel before it gives up. A pass
 #: over <= SMALL_N p-values costs well under a microsecond, a sort tens: measured
 #: on Benjamini-Hochberg at N = 1000 (uniform^4), 4 passes fell back to the sort
@@ -155,21 +162,45 @@ def run_step_procedure(pvals, alpha, *, code: int, method: str, k: int = 1,
         if decided != R:
             sweep(R, 0)
     data = flat if own.size == 0 else own
-    reject = reject.reshape(shape)
+    return MultitestResult(reject.reshape(shape), alpha, method, k,
+                           _adjuster(data, shape, code, k, extra, step_up, single_step))
+
+
+def _adjuster(data, shape, code, k, extra, step_up, single_step) -> Callable[[], np.ndarray]:
+    """The lazy adjusted p-values: a single-step procedure needs no order (and compiles
+    no sort), a step procedure one stable sort of the p-values whose adjusted p-value
+    is below 1.
+
+    Those are the hypotheses rejected at the double below 1 (``reject == (adjusted <=
+    alpha)`` at every level), found by the passes without a sort; the others' adjusted
+    p-values are 1. Above :data:`PARTIAL_MIN_N` hypotheses only the rejected ones are
+    sorted: Holm's adjusted p-value ``min(1, (N - j + 1) p_(j))`` reaches 1 early
+    unless most hypotheses are false, so the sort, most of the cost, often shrinks to
+    a few per cent of N.
+    """
 
     def adjust() -> np.ndarray:
+        N = data.shape[0]
         if single_step:
             return K.single_step_adjusted(data, code, k, extra).reshape(shape)
-        order = np.argsort(data)
-        out = np.empty_like(data)
-        out[order] = K.step_adjusted_sorted(data[order], code, k, extra, step_up)
-        return out.reshape(shape)
+        if N > PARTIAL_MIN_N:
+            below_one = run_step_procedure(data, _BELOW_ONE, code=code, method="", k=k,
+                                           extra=extra, step_up=step_up).reject
+            positions = np.flatnonzero(below_one)
+            if positions.size < N:
+                ps, order = sorted_order(data[positions])
+                out = np.ones(N)
+                return K.step_adjusted(ps, positions[order], out, code, k, extra,
+                                       step_up).reshape(shape)
+        ps, order = sorted_order(data)
+        return K.step_adjusted(ps, order, np.empty(N), code, k, extra,
+                               step_up).reshape(shape)
 
-    return MultitestResult(reject, alpha, method, k, adjust)
+    return adjust
 
 
 def _run_small(flat, shape, alpha, code, method, k, extra, step_up, single_step, one_step):
-    """The small-input path: decisions and adjusted p-values in one kernel call each.
+    """The small-input path: decisions in one kernel call, adjusted p-values in another.
 
     Exactly the results of the pass-based path (same critical values, same
     comparisons); only the fixed cost per call differs.
@@ -180,8 +211,5 @@ def _run_small(flat, shape, alpha, code, method, k, extra, step_up, single_step,
         if not np.all((data >= 0.0) & (data <= 1.0)):  # False for NaN too
             raise_invalid_pvalues(flat)
         K.small_sorted_decide(data, code, alpha, k, extra, step_up, reject)
-
-    def adjust() -> np.ndarray:
-        return K.small_adjusted(data, code, k, extra, step_up, single_step).reshape(shape)
-
-    return MultitestResult(reject.reshape(shape), alpha, method, k, adjust)
+    return MultitestResult(reject.reshape(shape), alpha, method, k,
+                           _adjuster(data, shape, code, k, extra, step_up, single_step))

@@ -41,8 +41,9 @@ def test_power_module_does_not_import_scipy_stats(tmp_path):
     assert got is False
 
 
-UNUSED_BY_HOLM = {"window_search", "step_adjusted_sorted", "single_step_adjusted",
-                  "small_adjusted", "small_sorted_decide", "count_sweep", "count_histogram",
+UNUSED_BY_HOLM = {"window_search", "step_adjusted_sorted", "step_adjusted",
+                  "single_step_adjusted", "small_sorted_order", "pack_keys", "unpack_order",
+                  "small_sorted_decide", "count_sweep", "count_histogram",
                   "counts_threshold", "compact_counts", "presence", "unit_interval_summary"}
 
 
@@ -53,9 +54,9 @@ import json, sys
 import numpy as np
 import multitest
 multitest.holm(np.linspace(0.0, 1.0, {N}), 0.05)  # settles in the plain passes
-from multitest import _kernels as K
-compiled = sorted(name for name in dir(K)
-                  if hasattr(getattr(K, name), "signatures") and getattr(K, name).signatures)
+from multitest import _kernels as K, _sort_kernels as S
+compiled = sorted(name for module in (K, S) for name in dir(module)
+                  if getattr(getattr(module, name), "signatures", None))
 print(json.dumps({{"compiled": compiled,
                    "hommel": "multitest._hommel_kernels" in sys.modules,
                    "fdr": "multitest._fdr_kernels" in sys.modules,
@@ -67,6 +68,27 @@ print(json.dumps({{"compiled": compiled,
     assert got["compiled"], "nothing compiled: the check would be vacuous"
     assert not set(got["compiled"]) & UNUSED_BY_HOLM, got["compiled"]
     assert not (got["hommel"] or got["fdr"] or got["power"])
+
+
+def test_procedures_that_need_no_order_do_not_sort(tmp_path):
+    """Issue 21: Šidák's and Bonferroni's adjusted p-values need no order, so neither the
+    sort's kernels nor numba's merge sort is compiled for them (small path and passes)."""
+    code = """
+import json
+import numpy as np
+import multitest
+for N in (50, 5000):
+    p = np.linspace(0.0, 1.0, N) ** 3
+    for f in (multitest.sidak, multitest.bonferroni):
+        f(p, 0.05).pvalues_adjusted
+    multitest.generalized_bonferroni(p, 0.05, k=3).pvalues_adjusted
+from multitest import _kernels as K, _sort_kernels as S
+sort_kernels = (S.small_sorted_order, S.pack_keys, S.unpack_order)
+print(json.dumps({"sort": any(bool(f.signatures) for f in sort_kernels),
+                  "single": bool(K.single_step_adjusted.signatures)}))
+"""
+    got = _run(code, tmp_path)
+    assert got == {"sort": False, "single": True}
 
 
 def test_lazy_attributes_are_the_real_objects():

@@ -23,6 +23,8 @@ PROCEDURES = {
     "benjamini_yekutieli": (mt.benjamini_yekutieli, {}),
     "two_stage_benjamini_hochberg": (mt.two_stage_benjamini_hochberg, {}),
     "benjamini_krieger_yekutieli": (mt.benjamini_krieger_yekutieli, {}),
+    "gavrilov_benjamini_sarkar": (mt.gavrilov_benjamini_sarkar, {}),
+    "support_line": (mt.support_line, {}),
 }
 TWO_STAGE = {"two_stage_benjamini_hochberg", "benjamini_krieger_yekutieli"}
 #: The procedures whose adjusted p-value is the smallest level that rejects.

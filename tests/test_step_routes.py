@@ -207,3 +207,25 @@ def test_count_routes_equal_generic(rng, count_route, method):
         assert "histogram" not in count_route
         if not one_step:
             assert "decide" in count_route  # decisions rewritten after the first pass
+
+
+# --- adjusted p-values: every p-value sorted, or only those below 1 (issue 21) -----------
+@pytest.mark.parametrize("proc", [*STEPWISE, mt.lehmann_romano], ids=lambda f: f.__name__)
+def test_sorting_only_the_adjusted_pvalues_below_one_changes_nothing(rng, monkeypatch, proc):
+    """Above ``PARTIAL_MIN_N`` only the hypotheses rejected at the double below 1 are
+    sorted and the others get 1: bit for bit the values of sorting all of them, on
+    inputs where few, some or all adjusted p-values are below 1, with ties and p-values
+    on Holm's critical values."""
+    N = _step.PARTIAL_MIN_N + 904
+    kw = {"k": 7} if proc is mt.lehmann_romano else {}
+    inputs = [rng.uniform(size=N) ** 4, rng.uniform(size=N),
+              stats.norm.sf(rng.normal(size=N) + 6.5 * (rng.uniform(size=N) < 0.9)),
+              rng.integers(0, 41, size=N) / 4000, rng.permutation(1.0 / (N - np.arange(N))),
+              np.where(rng.uniform(size=N) < 0.2, 1.0, rng.uniform(size=N) ** 2), np.zeros(N)]
+    partial = [proc(p, **kw).pvalues_adjusted for p in inputs]
+    # the partial route was taken: some, not all, adjusted p-values below 1
+    assert any(0 < np.count_nonzero(a < 1.0) < N for a in partial)
+    monkeypatch.setattr(_step, "PARTIAL_MIN_N", 10**9)
+    for p, got in zip(inputs, partial, strict=True):
+        np.testing.assert_array_equal(got.view(np.uint64),
+                                      proc(p, **kw).pvalues_adjusted.view(np.uint64))
