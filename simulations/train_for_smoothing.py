@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=Path("results/training_runs"),
                         help="folder of the fine-tuning runs (checkpoints)")
     parser.add_argument("--sigmas", nargs="+", type=float, default=[0.25, 0.5])
-    parser.add_argument("--n-train", type=int, default=400, help="training scenes")
+    parser.add_argument("--n-train", type=int, default=200, help="training scenes")
     parser.add_argument("--n-val", type=int, default=8, help="validation scenes")
     parser.add_argument("--epochs", type=int, default=1,
                         help="consistency epochs (noise runs twice as many at twice the "
