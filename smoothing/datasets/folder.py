@@ -76,7 +76,8 @@ def _list(folder: Path, root: Path, suffixes: tuple[str, ...], what: str) -> dic
     return files
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def read_tiff(path: Path) -> np.ndarray:
+    """A TIFF file as an array (tifffile); ValueError naming the file if unreadable."""
     try:
         import tifffile
     except ImportError as err:  # pragma: no cover - depends on the environment
@@ -88,7 +89,8 @@ def _read_tiff(path: Path) -> np.ndarray:
         raise ValueError(f"file '{path}' cannot be read as TIFF: {err}") from err
 
 
-def _read_npy(path: Path) -> np.ndarray:
+def read_npy(path: Path) -> np.ndarray:
+    """A .npy file as an array, never unpickling; ValueError naming the file."""
     try:
         return np.load(path, allow_pickle=False)  # never unpickle: object arrays fail
     except Exception as err:  # ValueError for object arrays, OSError/EOFError for bad files
@@ -139,7 +141,7 @@ def read_image(path: Path, channels: int) -> np.ndarray:
                 raise ValueError(f"image file '{path}' holds values outside 0..65535.")
             arr = arr.astype(np.uint16)
     else:
-        arr = _read_tiff(path) if suffix in (".tif", ".tiff") else _read_npy(path)
+        arr = read_tiff(path) if suffix in (".tif", ".tiff") else read_npy(path)
         if arr.ndim == 2 and channels == 1:
             pass
         elif not (arr.ndim == 3 and arr.shape[2] == channels):
@@ -155,7 +157,7 @@ def read_mask(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix == ".png":
         return read_label_png(path)
-    arr = _read_tiff(path) if suffix in (".tif", ".tiff") else _read_npy(path)
+    arr = read_tiff(path) if suffix in (".tif", ".tiff") else read_npy(path)
     if arr.ndim != 2:
         raise ValueError(f"label file '{path}' must hold a 2-d array (H, W); got shape "
                          f"{arr.shape}.")
