@@ -369,6 +369,14 @@ class SegCertify:
         )
 
     @property
+    def base_classifier(self) -> Any:
+        """The callable SAMPLE runs: the model, or the model under autocast / compiled
+        (:class:`~smoothing._precision.FastForward`) when ``precision`` or ``compile`` is
+        set. Evaluate the base model through it to evaluate the classifier that is
+        certified."""
+        return self._forward
+
+    @property
     def compiled(self) -> bool | str:
         """The ``torch.compile`` backend in use (``True``: the default), else ``False``
         (not asked for, or fallen back to the eager model)."""

@@ -61,6 +61,8 @@ def test_same_labels_and_counts_as_float32(kw):
     assert set(model.seen) == {torch.float32}  # the noise is added in float32, before autocast
     assert cert.params["precision"] == kw.get("precision", "float32")
     assert cert.params["compile"] == kw.get("compile", False)
+    assert isinstance(seg.base_classifier, P.FastForward)
+    assert _certify(model)[0].base_classifier is model  # float32 eager: the model itself
 
 
 def test_reduced_precision_really_runs_reduced():

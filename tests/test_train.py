@@ -23,6 +23,7 @@ from smoothing.models.user import load_weights
 from smoothing.train import (
     STATE_FORMAT,
     TrainRecipe,
+    checkpoint_metadata,
     consistency_loss,
     noise_loss,
     read_state,
@@ -190,6 +191,7 @@ def test_files_load_with_weights_only_and_record_the_recipe(tmp_path):
     assert _same(_weights(loaded), _weights(res.model))
     state = read_state(res.state_path)
     assert state["format"] == STATE_FORMAT and state["step"] == 9
+    assert checkpoint_metadata(res.weights_path) == meta
 
 
 def test_builtin_architecture_is_saved_for_certify_checkpoint(tmp_path):
@@ -204,6 +206,7 @@ def test_builtin_architecture_is_saved_for_certify_checkpoint(tmp_path):
                               progress=False)
     again = load_checkpoint(res.weights_path)  # no arch needed
     assert _same(_weights(again), _weights(res.model)) and again.metadata["sigma"] == 0.25
+    assert checkpoint_metadata(res.weights_path)["train"]["method"] == "noise"
     args = ["certify", "--dataset", "streets", "--checkpoint", str(res.weights_path),
             "--image-size", "16", "32", "--num-inputs", "1", "--n0", "4", "--n", "64",
             "--alpha", "0.01", "--device", "cpu", "--no-progress", "--out",

@@ -11,6 +11,7 @@ seeded loop whose checkpoints ``certify --checkpoint`` loads. See ``docs/trainin
 from smoothing.train._checkpoint import (
     STATE_FORMAT,
     WEIGHTS_FORMAT,
+    checkpoint_metadata,
     data_fingerprint,
     read_state,
     save_weights,
@@ -30,6 +31,7 @@ __all__ = [
     "WEIGHTS_FORMAT",
     "TrainRecipe",
     "TrainResult",
+    "checkpoint_metadata",
     "consistency_loss",
     "data_fingerprint",
     "noise_loss",

@@ -28,8 +28,8 @@ from torch import nn
 
 from smoothing._io import write_atomic
 
-__all__ = ["STATE_FORMAT", "WEIGHTS_FORMAT", "data_fingerprint", "read_state", "save_weights",
-           "write_state"]
+__all__ = ["STATE_FORMAT", "WEIGHTS_FORMAT", "checkpoint_metadata", "data_fingerprint",
+           "read_state", "save_weights", "write_state"]
 
 STATE_FORMAT = "segcertify-train-state"
 WEIGHTS_FORMAT = "segcertify-weights"
@@ -101,6 +101,35 @@ def save_weights(model: nn.Module, path: Path, metadata: Mapping[str, Any]) -> P
                 "metadata": dict(metadata)}, buf)
     write_atomic(path, buf.getvalue())
     return path
+
+
+def checkpoint_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``metadata`` dict of a weights file (``{}`` if it has none).
+
+    Reads :func:`save_weights` files of both kinds and
+    :func:`smoothing.models.save_checkpoint` files with ``weights_only`` loading, so
+    that ``certify`` can print and record how a checkpoint was trained.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a readable torch file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, torch
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_weights(torch.nn.Linear(2, 2), pathlib.Path(tmp) / "w.pt",
+    ...                         {"sigma": 0.25})
+    ...     checkpoint_metadata(path)
+    {'sigma': 0.25}
+    """
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors come in many types
+        raise ValueError(f"'{path}' is not a readable torch file: {err}") from err
+    meta = blob.get("metadata") if isinstance(blob, Mapping) else None
+    return dict(meta) if isinstance(meta, Mapping) else {}
 
 
 def _hash_tensor(h: Any, t: torch.Tensor) -> None:
