@@ -8,9 +8,9 @@ on} is measured on the device of the run (``--device auto``: CUDA if there is on
   batch of ``--batch`` images under ``torch.inference_mode`` (best of ``--repeat``
   after a warm-up call, which also pays the compilation);
 * **certify**: wall seconds of one :meth:`smoothing.SegCertify.certify` call
-  (``n0 + n`` samples in batches of ``--batch``; the first, compiling call is not
-  timed) and the share of pixels whose certified label (or abstention) equals the
-  float32 eager run's, with the same noise.
+  (``n0 + n`` samples in batches of ``--batch``; with compilation, the first,
+  compiling call is not timed) and the share of pixels whose certified label (or
+  abstention) equals the float32 eager run's, with the same noise.
 
 Speed-ups are ratios against float32 eager measured in the same run. The compile
 column also says when compilation failed and the model ran eagerly. The selfie network
@@ -76,7 +76,8 @@ def measure(model, x, precision: str, compile: bool, args, reference) -> dict:
                                          generator=torch.Generator(x.device).manual_seed(1))
         row["forward_img_s"] = forward_rate(fast, noisy, args.repeat)
         gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-        seg.certify(x, generator=gen())  # warm-up (compiles on the first call)
+        if compile:
+            seg.certify(x, generator=gen())  # warm-up: compiles on the first call
         sync(x.device)
         t0 = time.perf_counter()
         cert = seg.certify(x, generator=gen())
@@ -98,7 +99,7 @@ def run(args) -> tuple[list[dict], str]:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else "cpu" if args.device == "auto" else args.device)
     model = load_model("streets-unet-sigma0.25", device=device)
-    sizes = [(32, 64), (64, 128)] if args.quick else [(64, 128), (128, 256)]
+    sizes = [(16, 32), (32, 64)] if args.quick else [(32, 64), (64, 128)]
     rows = []
     for h, w in sizes:
         x = torch.rand(3, h, w, generator=torch.Generator().manual_seed(2)).to(device)
@@ -132,7 +133,8 @@ def to_markdown(rows: list[dict], device: str, args) -> str:
         f"{threads} torch threads, torch {torch.__version__}); model `streets-unet-sigma0.25` "
         f"(SmallUNet, 8 classes); forward: a batch of {args.batch} noisy images, best of "
         f"{args.repeat}; certify: one `SegCertify.certify` with n0 = {args.n0}, n = {args.n}, "
-        f"batches of {args.batch}, σ = 0.25, τ = 0.75, after one warm-up call; speed-ups "
+        f"batches of {args.batch}, σ = 0.25, τ = 0.75 (compiled: after one warm-up call); "
+        "speed-ups "
         "against float32 eager in the same run; *same labels*: share of pixels whose "
         "certified label or abstention equals float32 eager's (same noise).",
         "",
@@ -164,8 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--n0", type=int, default=10)
-    parser.add_argument("--n", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--n", type=int, default=40)
+    parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--no-compile", dest="compile", action="store_false",
                         help="leave out the compiled rows")
     parser.add_argument("--out", default="doc", help="'doc': docs/benchmarks.md; '-': print")

@@ -250,6 +250,7 @@ def test_resume_refuses_another_recipe(tmp_path):
     _train(tmp_path / "r", epochs=1, lr=0.02, resume=False)  # starts afresh
 
 
+@pytest.mark.skipif(os.name == "nt", reason="SIGKILL is POSIX")
 def test_resume_after_sigkill_gives_identical_weights(tmp_path):
     """A run killed (SIGKILL) mid-training and resumed ends with the weights of a run
     that was never interrupted: same seed, bit for bit."""
