@@ -165,10 +165,10 @@ def plot(csv_path: Path, png: Path) -> None:
     first = rows[0]
     ax.set_xticks(range(len(sigmas)), [f"σ = {s:g}" for s in sigmas])
     ax.set_ylabel("certified accuracy (%)")
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 118)
     ax.set_title(f"streets-unet-clean, SEGCERTIFY n = {first['n']}, τ = {first['tau']}, "
                  f"{first['num_images']} test scenes", fontsize=9)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper center", ncol=3, frameon=False)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=120)
