@@ -110,6 +110,8 @@ def run(args) -> tuple[list[dict], str]:
                 if compile and not args.compile:
                     continue
                 torch.manual_seed(0)
+                if compile:  # a fresh dynamo cache: no recompile limit carried over
+                    torch._dynamo.reset()
                 row = measure(model, x, precision, compile, args, reference)
                 row["size"] = f"{h} x {w}"
                 if not compile and precision == "float32":
