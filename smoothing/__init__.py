@@ -29,6 +29,7 @@ _LAZY: dict[str, str] = {
     "Denoised": "smoothing.adapters",
     "ImageSegmenter": "smoothing.adapters",
     "MultiScale": "smoothing.adapters",
+    "OutputSelector": "smoothing.adapters",
     "PointCloudSegmenter": "smoothing.adapters",
     "pgd_l2": "smoothing.attacks",
     "project_l2": "smoothing.attacks",
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # static analysers see the eager imports
         Denoised,
         ImageSegmenter,
         MultiScale,
+        OutputSelector,
         PointCloudSegmenter,
     )
     from smoothing.attacks import pgd_l2, project_l2
@@ -120,6 +122,7 @@ __all__ = [
     "IndivClass",
     "JointClass",
     "MultiScale",
+    "OutputSelector",
     "PointCloudSegmenter",
     "RadiusMap",
     "SegCertify",

@@ -19,7 +19,7 @@ import itertools
 import math
 import numbers
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 
@@ -262,6 +262,38 @@ def component_shape(x: torch.Tensor, layout: str) -> tuple[int, ...]:
     return ()
 
 
+def check_output(out: object) -> torch.Tensor:
+    """``out`` if it is a tensor; a dict or tuple output (torchvision's ``{"out": ...}``,
+    Hugging Face's ``(logits, ...)``) is refused with the adapter that selects one entry.
+
+    Examples
+    --------
+    >>> check_output({"out": torch.zeros(1), "aux": torch.zeros(1)})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: the model returns a dict with keys ['out', 'aux'], not a tensor of logits: ...
+    """
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, Mapping):
+        keys = list(out)
+        key = keys[0] if keys else "..."
+        raise TypeError(
+            f"the model returns a {type(out).__name__} with keys {keys[:8]!r}, not a tensor "
+            "of logits: pass an output key (wrap the model as "
+            f"smoothing.adapters.OutputSelector(model, key={key!r}), or `--output-key "
+            f"{key}` on the command line)."
+        )
+    if isinstance(out, tuple | list):
+        raise TypeError(
+            f"the model returns a {type(out).__name__} of {len(out)} items, not a tensor of "
+            "logits: pass an output key (wrap the model as "
+            "smoothing.adapters.OutputSelector(model, key=0) for the first item, or "
+            "`--output-key 0` on the command line)."
+        )
+    raise TypeError(f"the model must return a tensor of logits; got {type(out).__name__}.")
+
+
 class OutputReader:
     """Turns batched model outputs into per-component class predictions.
 
@@ -282,10 +314,7 @@ class OutputReader:
         self._finite = torch.ones((), dtype=torch.bool, device=device)
 
     def read(self, out: object, batch: int) -> torch.Tensor:
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(
-                f"the model must return a tensor of logits; got {type(out).__name__}."
-            )
+        out = check_output(out)
         if not torch.is_floating_point(out):
             raise TypeError(
                 f"the model must return floating-point logits; got dtype {out.dtype}."

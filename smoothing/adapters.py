@@ -12,6 +12,7 @@ adapter                     wraps a model returning     returns (``layout``)
 ``Averaged``                any declared layout         mean softmax of ``runs`` calls
 ``MultiScale``              (B, C, h, w) image logits   mean softmax over scales/flips
 ``Denoised``                any (after a denoiser)      the model's layout
+``OutputSelector``          a dict or a tuple           one entry (e.g. ``"out"``)
 ==========================  ==========================  ==========================
 
 The certificate is about the *composite* model: a normalisation, a denoiser or a
@@ -21,7 +22,7 @@ the noise is added to the adapter's input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -29,7 +30,14 @@ from torch.nn import functional as F
 
 from smoothing._sampling import LAYOUTS, check_int
 
-__all__ = ["Averaged", "Denoised", "ImageSegmenter", "MultiScale", "PointCloudSegmenter"]
+__all__ = [
+    "Averaged",
+    "Denoised",
+    "ImageSegmenter",
+    "MultiScale",
+    "OutputSelector",
+    "PointCloudSegmenter",
+]
 
 
 def _declared_layout(model: nn.Module, layout: str | None, name: str) -> str:
@@ -353,3 +361,93 @@ class Denoised(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The model's output on the denoised input."""
         return self.model(self.denoiser(x))
+
+
+class OutputSelector(nn.Module):
+    """Pick the logits out of a model that returns a dict or a tuple.
+
+    torchvision's segmentation models return ``{"out": logits, "aux": ...}``; many
+    others return ``(logits, features)``. SEGCERTIFY (and
+    :func:`smoothing.train.train_for_smoothing`) need the logits tensor alone.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    key : str or int, default 'out'
+        The entry: a dict key, or the index into a tuple or list. A string of digits
+        (as the command line's ``--output-key 0`` gives it) also indexes a tuple, and
+        an integer also finds the dict key of its string.
+    layout : str, optional
+        Layout of the selected logits; default: ``model``'s ``layout`` attribute,
+        if it has one (else SegCertify infers it, ``'BCHW'`` for images).
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a module or ``key`` is neither a string nor an integer.
+    ValueError
+        (from ``forward``) If the output has no entry ``key`` (the message lists the
+        keys or the length), or the model returns a plain tensor.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from smoothing.adapters import OutputSelector
+    >>> class TorchvisionLike(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return {"out": x[:, :2], "aux": x[:, 2:]}
+    >>> seg = OutputSelector(TorchvisionLike(), key="out")
+    >>> seg(torch.rand(1, 3, 4, 4)).shape
+    torch.Size([1, 2, 4, 4])
+    """
+
+    def __init__(self, model: nn.Module, key: str | int = "out", *,
+                 layout: str | None = None) -> None:
+        super().__init__()
+        self.model = _check_module(model)
+        if isinstance(key, bool) or not isinstance(key, str | int):
+            raise TypeError(f"`key` must be a string (dict key) or an integer (tuple index); "
+                            f"got {type(key).__name__}.")
+        self.key = key
+        declared = layout if layout is not None else getattr(model, "layout", None)
+        if declared is not None and declared not in LAYOUTS:
+            raise ValueError(
+                f"`layout` must be one of {', '.join(repr(k) for k in LAYOUTS)}; got {declared!r}."
+            )
+        self.layout = declared
+
+    def extra_repr(self) -> str:
+        return f"key={self.key!r}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The selected entry of ``model(x)``."""
+        return select_output(self.model(x), self.key)
+
+
+def select_output(out: object, key: str | int) -> torch.Tensor:
+    """Entry ``key`` of a dict or tuple model output (see :class:`OutputSelector`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> select_output((torch.zeros(1), torch.ones(1)), "1")
+    tensor([1.])
+    """
+    if isinstance(out, Mapping):
+        for k in (key, str(key)):
+            if k in out:
+                return out[k]
+        if isinstance(key, str) and key.lstrip("-").isdigit() and int(key) in out:
+            return out[int(key)]
+        raise ValueError(f"output key {key!r} is not in the model's output; its keys are "
+                         f"{list(out)!r}.")
+    if isinstance(out, tuple | list):
+        index = key if isinstance(key, int) else int(key) if key.lstrip("-").isdigit() else None
+        if index is None or not -len(out) <= index < len(out):
+            raise ValueError(f"output key {key!r} does not index the model's "
+                             f"{type(out).__name__} of {len(out)} items; pass 0 to "
+                             f"{len(out) - 1}.")
+        return out[index]
+    raise ValueError(f"output key {key!r} was given but the model returns a "
+                     f"{type(out).__name__}, not a dict or a tuple: drop the output key.")

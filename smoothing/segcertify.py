@@ -24,6 +24,7 @@ from multitest._randomized import check_rng, rng_record
 from samplers import Sampler
 from smoothing import _sampling as S
 from smoothing._labels import soundness_note
+from smoothing._precision import FastForward, check_precision, fast_forward
 from smoothing._radius import RadiusMap, radius_map_from_counts
 from smoothing._sampling import ABSTAIN
 
@@ -224,6 +225,18 @@ class SegCertify:
         to :meth:`certify` (see ``docs/certificates.md``). The guarantee holds
         over the noise *and* the ``U`` draws; two runs with different ``rng``
         may certify different components.
+    precision : {'float32', 'bfloat16', 'float16'}, default 'float32'
+        Run the model's forward pass under :func:`torch.autocast` in this dtype.
+        The noise, the counts and the test stay exact; the base classifier becomes
+        the model *as run in that precision* -- a different, still fixed function,
+        and the certificate is about it (see ``docs/smoothing.md``).
+    compile : bool or str, default False
+        :func:`torch.compile` the model (``True``: the default backend; a string:
+        that backend). A compilation failure falls back to the eager model with one
+        :class:`~smoothing._precision.CompileFallbackWarning` naming the cause.
+    channels_last : bool or None, default None
+        Feed 4-d inputs in channels_last memory format (``None``: on CUDA with a
+        reduced precision or compilation).
 
     Raises
     ------
@@ -231,8 +244,9 @@ class SegCertify:
         If an argument has the wrong type.
     ValueError
         If ``tau`` is outside [1/2, 1), ``alpha`` outside (0, 1), ``n0``, ``n``,
-        ``batch_size`` or ``num_classes`` < 1, ``correction`` is unknown, or
-        ``k != 1`` for a procedure without ``k``.
+        ``batch_size`` or ``num_classes`` < 1, ``correction`` is unknown,
+        ``k != 1`` for a procedure without ``k``, ``precision`` is unknown, or the
+        model's device cannot run it (e.g. ``'float16'`` where autocast lacks it).
 
     See Also
     --------
@@ -321,8 +335,15 @@ class SegCertify:
         layout: str = "auto",
         progress: bool = False,
         randomized: bool = False,
+        precision: str = "float32",
+        compile: bool | str = False,
+        channels_last: bool | None = None,
     ) -> None:
         self.model = S.check_model(model)
+        self.precision = check_precision(precision)
+        # the forward pass SAMPLE runs: the model itself, or autocast / compiled around it
+        self._forward = fast_forward(self.model, precision=self.precision, compile=compile,
+                                     channels_last=channels_last)
         self.sampler = S.check_sampler(sampler)
         self.num_classes = S.check_int(num_classes, "num_classes")
         self.n0 = S.check_int(n0, "n0")
@@ -349,8 +370,25 @@ class SegCertify:
             f"SegCertify(sampler={self.sampler!r}, num_classes={self.num_classes}, "
             f"n0={self.n0}, n={self.n}, tau={self.tau}, alpha={self.alpha}, "
             f"correction={self.correction!r}, k={self.k}, batch_size={self.batch_size}"
-            + (", randomized=True)" if self.randomized else ")")
+            + (", randomized=True" if self.randomized else "")
+            + (f", precision={self.precision!r}" if self.precision != "float32" else "")
+            + (f", compile={self.compiled!r}" if self.compiled else "") + ")"
         )
+
+    @property
+    def base_classifier(self) -> Any:
+        """The callable SAMPLE runs: the model, or the model under autocast / compiled
+        (:class:`~smoothing._precision.FastForward`) when ``precision`` or ``compile`` is
+        set. Evaluate the base model through it to evaluate the classifier that is
+        certified."""
+        return self._forward
+
+    @property
+    def compiled(self) -> bool | str:
+        """The ``torch.compile`` backend in use (``True``: the default), else ``False``
+        (not asked for, or fallen back to the eager model)."""
+        fast = self._forward
+        return fast.compile if isinstance(fast, FastForward) and fast.compiled else False
 
     def _check_k(self, num_components: int) -> None:
         """Refuse k-FWER with ``k`` above the number of components (a vacuous promise)."""
@@ -614,7 +652,7 @@ class SegCertify:
             layout = S.resolve_layout(self.layout, self.model, x)
             self._check_k(math.prod(S.component_shape(x, layout)))  # before sampling
         sampled = S.guess_and_count(
-            self.model, self.sampler, x, num_classes=self.num_classes, n0=local_n0,
+            self._forward, self.sampler, x, num_classes=self.num_classes, n0=local_n0,
             n=local_n, batch_size=self.batch_size, layout=self.layout, generator=generator,
             progress=self.progress, reduce=reduce,
         )
@@ -629,7 +667,8 @@ class SegCertify:
             "correction": self.correction, "k": self.k, "num_classes": self.num_classes,
             "batch_size": self.batch_size, "layout": sampled.layout,
             "sampler": repr(self.sampler), "threat_model": self.sampler.threat_model,
-            "randomized": self.randomized, **(record or {}),
+            "randomized": self.randomized,
+            "precision": self.precision, "compile": self.compiled, **(record or {}),
         }
         return SegmentationCertificate(
             labels=labels,

@@ -201,6 +201,7 @@ def test_result_records_parameters_and_timings(sampler, gen):
         "n0": 10, "n": 100, "tau": 0.75, "alpha": 0.001, "correction": "holm", "k": 1,
         "num_classes": 2, "batch_size": 7, "layout": "BCHW", "sampler": repr(sampler),
         "threat_model": sampler.threat_model, "randomized": False,
+        "precision": "float32", "compile": False,
     }
     assert cert.time_sampling > 0 and cert.time_testing >= 0
     assert "SegmentationCertificate(shape=(1, 4)" in repr(cert)

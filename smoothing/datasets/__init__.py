@@ -17,6 +17,9 @@ Readers of the official on-disk layouts (the data themselves must be downloaded)
 ``ShapeNetPart``          ``..._v0_normal/`` text files + split lists        50 (global)
 ========================  =================================================  ==========
 
+Your own data: ``FolderDataset(root, num_classes)`` reads ``root/images/*`` and
+``root/masks/*`` matched by file stem (PNG/JPEG/TIFF/NPY images, PNG/TIFF/NPY labels).
+
 Image items are ``ImageSample(image, label)`` (float32 (3, H, W), int64 (H, W), 255 =
 ignore); point-cloud items are ``PointCloudSample(points, labels, category)``, centred,
 with the furthest point at distance 1. All classes are ``torch.utils.data.Dataset``.
@@ -37,6 +40,7 @@ from smoothing.datasets.cityscapes import (
     Cityscapes,
     cityscapes_train_ids,
 )
+from smoothing.datasets.folder import IMAGE_SUFFIXES, MASK_SUFFIXES, FolderDataset
 from smoothing.datasets.pascal_context import (
     PASCAL_CONTEXT_CLASSES,
     PascalContext59,
@@ -68,6 +72,8 @@ __all__ = [
     "CITYSCAPES_ID_TO_TRAIN_ID",
     "CITYSCAPES_PALETTE",
     "IGNORE_INDEX",
+    "IMAGE_SUFFIXES",
+    "MASK_SUFFIXES",
     "NUM_SHAPENET_PARTS",
     "PASCAL_CONTEXT_CLASSES",
     "SHAPENET_CATEGORIES",
@@ -77,6 +83,7 @@ __all__ = [
     "STREET_PALETTE",
     "SYNTHETIC_PART_CATEGORIES",
     "Cityscapes",
+    "FolderDataset",
     "ImageSample",
     "PascalContext59",
     "PointCloudSample",

@@ -53,17 +53,14 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
     ImportError
         For a TIFF file without tifffile (``pip install 'segcertify[real]'``).
     """
+    from smoothing.datasets.folder import read_npy, read_tiff
+
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".tif", ".tiff"):
-        try:
-            import tifffile
-        except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError("reading TIFF files needs tifffile: "
-                              "`pip install 'segcertify[real]'`.") from err
-        arr = np.asarray(tifffile.imread(path))
+        arr = read_tiff(path)
     elif suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
+        arr = read_npy(path)
     else:
         raise ValueError(f"`path` must end in .tif, .tiff or .npy; got {path.name!r}.")
     if arr.ndim != 2:
