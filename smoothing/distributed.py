@@ -24,6 +24,9 @@ makes the others' next collective fail (connection closed) or time out.
 
 Backends: ``gloo`` on CPUs (the tests), ``nccl`` on CUDA GPUs (one process per
 GPU; the default when CUDA is available). See ``docs/distributed.md``.
+
+One module (~640 lines, about half docstrings): the process-group context, the
+failure exchange and the sharded certifier use each other's private collectives.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ References
 ----------
 .. [1] M. Fischer, M. Baader, M. Vechev, "Scalable Certified Segmentation via
    Randomized Smoothing", ICML 2021.
+
+One module (~720 lines, more than half docstrings): Algorithm 2, its certificate and
+its radius map are one public class; the sampling itself is in :mod:`smoothing._sampling`.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ The steps are separate so that nothing is written before everything is checked:
 :func:`prepare` validates the options, loads the model, opens the data set and runs
 the model once; the store checks a resumed folder; then
 :meth:`CertificationRun.execute` writes.
+
+One module (~620 lines, about half docstrings): :func:`prepare` and
+:class:`CertificationRun` share the resolved run (model, grid, certifiers) and are the
+two halves of one call; splitting them would only move that state between files.
 """
 
 from __future__ import annotations

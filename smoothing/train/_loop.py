@@ -1,4 +1,8 @@
-"""The training loop of :func:`train_for_smoothing`."""
+"""The training loop of :func:`train_for_smoothing`.
+
+One module (~640 lines): the loop, its resumable state and its validation pass share
+the model, optimiser and data order that a resume must restore bit for bit.
+"""
 
 from __future__ import annotations
 
