@@ -66,6 +66,9 @@ def _assert_consistent(out: Path) -> None:
     if not out.exists():
         return
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")], list(out.rglob("*"))
+    if not (out / "config.json").exists():  # stopped before the run was set up: no results
+        assert not list(out.glob("results*.jsonl")), list(out.rglob("*"))
+        return
     from smoothing.runs._checks import file_field
 
     for rec in runs.read_records(out):  # certify and radius-maps records name their file
