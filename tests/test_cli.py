@@ -1,4 +1,4 @@
-"""The ``segcertify`` command line and its resumable runner (smoothing.cli, smoothing.runner)."""
+"""The ``segcertify`` command line and its resumable runner (smoothing.cli, smoothing.runs)."""
 
 from __future__ import annotations
 
