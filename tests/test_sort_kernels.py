@@ -25,7 +25,7 @@ ROUTES = {"sorted_order": _sort.sorted_order, "packed": packed,
           "merge": SK.small_sorted_order}
 
 
-def check(x, sort):
+def check_order(x, sort):
     values, order = sort(x)
     expected = np.argsort(x, kind="stable")
     np.testing.assert_array_equal(order, expected)
@@ -45,15 +45,15 @@ def test_equals_numpy_stable_argsort(rng, route, N):
               rng.choice(SPECIAL[:10], size=N),
               np.where(rng.uniform(size=N) < 0.5, rng.choice(SPECIAL, size=N),
                        rng.normal(size=N) * 10.0 ** rng.integers(-300, 300, size=N))):
-        check(x, ROUTES[route])
+        check_order(x, ROUTES[route])
 
 
 @given(x=hnp.arrays(np.float64, st.integers(1, 600),
                     elements=st.floats(allow_nan=True, allow_infinity=True, width=64)))
 @settings(max_examples=200, deadline=None)
 def test_equals_numpy_stable_argsort_hypothesis(x):
-    check(x, _sort.sorted_order)
-    check(x, packed)
+    check_order(x, _sort.sorted_order)
+    check_order(x, packed)
 
 
 @pytest.mark.parametrize("N", [300, 5000])
@@ -64,21 +64,21 @@ def test_values_told_apart_only_by_dropped_bits(rng, N):
     cluster = 0.5 + rng.integers(0, 2**12, size=N - 1) * 2.0**-53
     x = np.r_[cluster, 1e-300]
     assert SK.pack_keys(x)[2] > 0  # s: bits were dropped
-    check(x, packed)
-    check(np.r_[rng.permutation(cluster[:12]), 1e-300], packed)  # a short run
+    check_order(x, packed)
+    check_order(np.r_[rng.permutation(cluster[:12]), 1e-300], packed)  # a short run
 
 
 @pytest.mark.parametrize("x", [np.zeros(500), np.full(500, 0.3),
                                np.r_[np.zeros(250), -np.zeros(250)], np.full(300, np.nan),
                                np.array([0.25] * 299 + [0.75])])
 def test_constant_and_restored_values(x):
-    check(x, packed)
+    check_order(x, packed)
 
 
 def test_read_only_input(rng):
     x = rng.uniform(size=3000)
     x.setflags(write=False)
-    check(x, _sort.sorted_order)
+    check_order(x, _sort.sorted_order)
     assert not x.flags.writeable
 
 
