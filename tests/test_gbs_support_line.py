@@ -257,12 +257,17 @@ def swapped(monkeypatch):
 @pytest.mark.parametrize("alpha", [0.01, 0.05, 0.1])
 @pytest.mark.parametrize("ii", range(11))
 def test_statsmodels_pvalcorrection_reject_gbs(swapped, alpha, ii):
+    """statsmodels' own test (it raises AssertionError on a mismatch), run on OUR
+    multipletests: the swap must be in effect, or it would test statsmodels itself."""
+    assert swapped.multipletests is mt.multipletests
     swapped.test_pvalcorrection_reject(alpha, "fdr_gbs", ii)
 
 
 @needs_sm_tests
 @pytest.mark.parametrize("method", ["fdr_gbs", "lfdr"])
 def test_statsmodels_issorted_precision_empty(swapped, method):
+    """As above: statsmodels' assertions, on our multipletests."""
+    assert swapped.multipletests is mt.multipletests
     swapped.test_issorted(method)
     swapped.test_floating_precision(method)
     swapped.test_multipletests_empty(method)
