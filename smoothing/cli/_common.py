@@ -250,23 +250,30 @@ def model_kwargs(text: str | None) -> dict[str, Any] | None:
     return value
 
 
-def config_from_args(args: argparse.Namespace) -> runs.RunConfig:
-    from smoothing.runs.config import RunConfig
-
-    return RunConfig(
+def model_data_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~smoothing.runs.RunConfig` fields of the model and data options
+    (:func:`add_model_options`, :func:`add_data_options`): one reading for every
+    command that takes a model and a data set (``certify``, ``radius-maps``, ``train``)."""
+    return dict(
         dataset=args.dataset, model=args.model, checkpoint=args.checkpoint, arch=args.arch,
         model_factory=args.model_factory, model_kwargs=model_kwargs(args.model_kwargs),
         data_root=args.data_root, split=args.split,
         image_size=tuple(args.image_size) if args.image_size else None,
-        num_points=args.num_points, data_seed=args.data_seed, sampler=args.sampler,
-        sigma=tuple(args.sigma) if args.sigma else None, n0=args.n0, n=tuple(args.n),
-        tau=tuple(args.tau), alpha=args.alpha, correction=args.correction, k=args.k,
-        batch_size=args.batch_size, num_inputs=args.num_inputs, start=args.start,
-        stride=args.stride, seed=args.seed, axis=args.axis,
-        quantize_bits=args.quantize_bits,
-        skip_impossible=args.skip_impossible, trust_program=args.trust_program,
-        follow_symlinks=args.follow_symlinks, hierarchy=getattr(args, "hierarchy", None),
-        hierarchy_rule=getattr(args, "hierarchy_rule", "nested"),
+        num_points=args.num_points, data_seed=args.data_seed, num_inputs=args.num_inputs,
+        start=args.start, stride=args.stride, trust_program=args.trust_program,
+        follow_symlinks=args.follow_symlinks,
     )  # fmt: skip
 
 
+def config_from_args(args: argparse.Namespace) -> runs.RunConfig:
+    from smoothing.runs.config import RunConfig
+
+    return RunConfig(
+        **model_data_fields(args), sampler=args.sampler,
+        sigma=tuple(args.sigma) if args.sigma else None, n0=args.n0, n=tuple(args.n),
+        tau=tuple(args.tau), alpha=args.alpha, correction=args.correction, k=args.k,
+        batch_size=args.batch_size, seed=args.seed, axis=args.axis,
+        quantize_bits=args.quantize_bits, skip_impossible=args.skip_impossible,
+        hierarchy=getattr(args, "hierarchy", None),
+        hierarchy_rule=getattr(args, "hierarchy_rule", "nested"),
+    )  # fmt: skip
