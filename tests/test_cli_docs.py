@@ -3,7 +3,8 @@ docs/distributed.md run as written (issue 13.7).
 
 Sizes are reduced only where the docs give them: ``--num-inputs`` (added when absent)
 becomes 2 and every ``--n`` value a tenth (:func:`_fewer`, distinct values stay
-distinct) in every certify command, ``num_inputs=`` 2, ``n=`` 32 and the ``-n100``
+distinct) in every certify command and every radius-maps command that samples (not
+``--from-run``, which takes its run's inputs), ``num_inputs=`` 2, ``n=`` 32 and the ``-n100``
 of a label file name its tenth in the Python blocks; every other option is the
 documented one, so a command that reuses another run's ``--out`` with other options
 fails here as it would for a reader. Blocks that
@@ -13,6 +14,8 @@ out.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shlex
@@ -23,6 +26,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("torch")
+
+from smoothing.cli import main  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
@@ -54,7 +59,7 @@ def _runnable(argv: list[str]) -> list[str] | None:
         argv = [sys.executable, *argv[1:]]
     else:
         return None
-    if "certify" in argv:
+    if "certify" in argv or ("radius-maps" in argv and "--from-run" not in argv):
         if "--num-inputs" in argv:
             argv[argv.index("--num-inputs") + 1] = SMALL_INPUTS
         else:
@@ -64,7 +69,7 @@ def _runnable(argv: list[str]) -> list[str] | None:
             while i < len(argv) and not argv[i].startswith("-"):
                 argv[i] = _fewer(argv[i])
                 i += 1
-        else:
+        elif "certify" in argv:
             argv += ["--n", _fewer("100")]  # the default, reduced
         argv += ["--device", "cpu"]
     return argv
@@ -87,9 +92,16 @@ def test_cli_md_command_sequence_runs(tmp_path):
             run = _runnable(argv)
             if run is None:
                 continue
-            proc = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True,
-                                  timeout=600)
-            assert proc.returncode == 0, (argv, proc.stderr[-2000:])
+            if not ran:  # the first as a reader runs it: a new process
+                proc = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True,
+                                      text=True, timeout=600)
+                assert proc.returncode == 0, (argv, proc.stderr[-2000:])
+            else:  # the rest in this process (the same main(); no torch start-up each)
+                err = io.StringIO()
+                with contextlib.chdir(tmp_path), contextlib.redirect_stdout(io.StringIO()), \
+                        contextlib.redirect_stderr(err):
+                    status = main(run[3:])  # [python, -m, smoothing, ...]
+                assert status == 0, (argv, err.getvalue()[-2000:])
             ran.append(argv)
     assert len(ran) >= 4  # the two quick-start forms, the 20-scene grid, the parts run
     assert (tmp_path / "runs" / "streets-20" / "summary.md").exists()
