@@ -238,15 +238,26 @@ def fast_forward(model: Any, *, precision: str = "float32", compile: bool | str 
                  channels_last: bool | None = None) -> Any:
     """``model`` itself when nothing is asked for, else :class:`FastForward` around it.
 
+    A ``model`` that already is a :class:`FastForward` with these options is returned
+    as it is (not wrapped twice): certifiers built on one wrapper share its compiled
+    model.
+
     Examples
     --------
     >>> import torch
     >>> net = torch.nn.Conv2d(3, 2, 1)
     >>> fast_forward(net) is net, type(fast_forward(net, precision="bfloat16")).__name__
     (True, 'FastForward')
+    >>> fast = fast_forward(net, precision="bfloat16")
+    >>> fast_forward(fast, precision="bfloat16") is fast
+    True
     """
     precision = check_precision(precision)
     compile = check_compile(compile)
+    if isinstance(model, FastForward) and (model.precision, model.compile,
+                                           model.channels_last) == (precision, compile,
+                                                                    channels_last):
+        return model
     if precision == "float32" and not compile and not channels_last:
         return model
     return FastForward(model, precision=precision, compile=compile,

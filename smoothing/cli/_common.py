@@ -38,6 +38,9 @@ HIERARCHY_NAMES: tuple[str, ...] = ("cityscapes", "cityscapes-ahc", "streets", "
 HIERARCHY_RULE_NAMES: tuple[str, ...] = ("nested", "adaptive")
 #: Rotation axes of ``--sampler rotation-z`` (:class:`samplers.RotationZ`).
 AXIS_NAMES: tuple[str, ...] = ("x", "y", "z")
+#: Precisions of ``--precision`` (:data:`smoothing.runs.config.PRECISION_NAMES`;
+#: tests/test_precision_runs.py checks them against it).
+PRECISION_NAMES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 #: Packages of the ``torch`` extra (``pip install 'segcertify[torch]'``).
 _TORCH_EXTRA = frozenset({"torch", "tqdm", "PIL"})
 
@@ -219,6 +222,15 @@ def add_certify_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--skip-impossible", action="store_true",
                    help="leave out grid points whose n is too small to certify any "
                         "component (they are warned about, with the n needed, either way)")
+    g.add_argument("--precision", default="float32", choices=PRECISION_NAMES,
+                   help="run the model's forward pass under autocast in this dtype: the "
+                        "certificate is then of the model as run in that precision (the "
+                        "noise, counts and test stay exact; docs/cli.md) (default: "
+                        "%(default)s)")
+    g.add_argument("--compile", nargs="?", const=True, default=False, metavar="BACKEND",
+                   help="torch.compile the model (a bare --compile: torch's default "
+                        "backend, inductor); falls back to the eager model with a warning "
+                        "if compilation fails")
 
 
 def add_hierarchy_options(p: argparse.ArgumentParser) -> None:
@@ -276,4 +288,5 @@ def config_from_args(args: argparse.Namespace) -> runs.RunConfig:
         quantize_bits=args.quantize_bits, skip_impossible=args.skip_impossible,
         hierarchy=getattr(args, "hierarchy", None),
         hierarchy_rule=getattr(args, "hierarchy_rule", "nested"),
+        precision=args.precision, compile=args.compile,
     )  # fmt: skip

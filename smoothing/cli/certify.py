@@ -103,14 +103,16 @@ def prepare_run(config: runs.RunConfig, device: object, out: Path | None = None,
 
 @contextlib.contextmanager
 def store_warnings() -> Iterator[None]:
-    """Show the run store's warnings (a skipped line or record) as one line each,
-    ``segcertify: warning: ...``; other warnings as Python shows them."""
+    """Show the run store's warnings (a skipped line or record) and a failed
+    ``--compile`` (:class:`~smoothing._precision.CompileFallbackWarning`) as one line
+    each, ``segcertify: warning: ...``; other warnings as Python shows them."""
+    from smoothing._precision import CompileFallbackWarning
     from smoothing.runs import RunFolderWarning
 
     original = warnings.showwarning
 
     def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        if issubclass(category, RunFolderWarning):
+        if issubclass(category, RunFolderWarning | CompileFallbackWarning):
             print(f"{PROG}: warning: {message}", file=sys.stderr)
         else:
             original(message, category, *args, **kwargs)

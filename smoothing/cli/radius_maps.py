@@ -85,12 +85,15 @@ def _config_of_run(args: argparse.Namespace) -> Any:
     (one that differs from its default) must equal the run's."""
     import json
 
+    from smoothing.runs.config import OMITTED_AT_DEFAULT
     from smoothing.runs.radius_maps import IGNORED_OPTIONS, run_config
 
     recorded = run_config(args.from_run)
     given = config_from_args(args).to_dict()
     default = config_from_args(args.subparser.parse_args(["--out", "-"]))
-    default_values, theirs = default.to_dict(), recorded.to_dict()
+    # options left out at their default (--precision, --compile) read as that default
+    default_values = {**OMITTED_AT_DEFAULT, **default.to_dict()}
+    theirs = {**OMITTED_AT_DEFAULT, **recorded.to_dict()}
     moved = {}
     for key, value in given.items():
         if value in (default_values[key], theirs[key]) or key in IGNORED_OPTIONS:

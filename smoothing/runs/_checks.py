@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smoothing.runs.config import fmt_value, noise_seed
+from smoothing.runs.config import OMITTED_AT_DEFAULT, fmt_value, is_default, noise_seed
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "RunInfo", "arrays_file", "arrays_name", "check_arrays",
            "check_blob", "check_record", "digest", "file_field", "identity"]
@@ -59,9 +59,11 @@ MAP_IGNORES = ("tau", "correction", "k")
 def identity(blob: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a ``config.json`` that decides the results (what :func:`digest` hashes)."""
     kind = blob.get("kind", "certify")
-    # an option left at None is the same as one absent (options added later default to it)
+    # an option left at None is the same as one absent (options added later default to
+    # it), and so is one of OMITTED_AT_DEFAULT at its default (precision, compile)
     config = {k: v for k, v in blob["config"].items()
-              if k not in NOT_COMPARED and k != "num_inputs" and v is not None}
+              if k not in NOT_COMPARED and k != "num_inputs" and v is not None
+              and not (k in OMITTED_AT_DEFAULT and is_default(k, v))}
     if kind == "radius_maps":
         for key in MAP_IGNORES:
             config.pop(key, None)

@@ -31,6 +31,8 @@ __all__ = [
     "MAX_NUM_POINTS",
     "MAX_SAMPLES",
     "MAX_SEED",
+    "OMITTED_AT_DEFAULT",
+    "PRECISION_NAMES",
     "SAMPLERS",
     "GridPoint",
     "ImpossibleGridPointWarning",
@@ -90,6 +92,12 @@ SAMPLERS: dict[str, tuple[type[samplers.Sampler], str, bool]] = {
 HIERARCHY_OPTIONS: tuple[str, ...] = ("hierarchy", "hierarchy_rule")
 #: Rules of a hierarchical run (:data:`smoothing.hierarchical.RULES`).
 HIERARCHY_RULES: tuple[str, ...] = ("nested", "adaptive")
+#: Precisions of the model's forward pass (:data:`smoothing._precision.PRECISIONS`).
+PRECISION_NAMES: tuple[str, ...] = ("float32", "bfloat16", "float16")
+#: Options left out of ``config.json`` (and so of the run's digest) while they hold
+#: their default: a run folder written before they existed keeps its digest, and a
+#: resume of it with the defaults is the same run.
+OMITTED_AT_DEFAULT: dict[str, Any] = {"precision": "float32", "compile": False}
 
 # --------------------------------------------------------------------------- config
 @dataclass(frozen=True)
@@ -178,6 +186,19 @@ class RunConfig:
     hierarchy_rule : {'nested', 'adaptive'}, default 'nested'
         The rule of :class:`~smoothing.hierarchical.HierarchicalSegCertify`; only
         with ``hierarchy``.
+    precision : {'float32', 'bfloat16', 'float16'}, default 'float32'
+        dtype of :func:`torch.autocast` around the model's forward pass (the
+        ``precision`` of :class:`~smoothing.SegCertify`): every certificate, and the
+        clean "base" row too, is then of the model *as run in that precision* -- a
+        different, still fixed base classifier (``docs/smoothing.md``, "Reduced
+        precision and compilation"). The noise, the counts and the test stay exact.
+        Part of the run's identity: a resume with another precision is refused.
+    compile : bool or str, default False
+        :func:`torch.compile` the model once for the whole run (``True``: torch's
+        default backend; a string: that backend, which must be registered with
+        torch). A compilation that fails falls back to the eager model with one
+        :class:`~smoothing._precision.CompileFallbackWarning`. Part of the run's
+        identity, like ``precision``.
     """
 
     dataset: str = "streets"
@@ -211,6 +232,8 @@ class RunConfig:
     follow_symlinks: bool = False
     hierarchy: str | None = None
     hierarchy_rule: str = "nested"
+    precision: str = "float32"
+    compile: bool | str = False
 
     def __post_init__(self) -> None:
         # a scalar is a one-point grid; lists become tuples (hashable, comparable)
@@ -225,13 +248,37 @@ class RunConfig:
         """The options as JSON-ready values (tuples become lists).
 
         A flat run (``hierarchy`` None) leaves out ``hierarchy`` and ``hierarchy_rule``,
+        and the options of :data:`OMITTED_AT_DEFAULT` are left out at their default,
         so that its ``config.json`` (and digest) is that of earlier versions.
+
+        Examples
+        --------
+        >>> "precision" in RunConfig().to_dict()
+        False
+        >>> RunConfig(precision="bfloat16").to_dict()["precision"]
+        'bfloat16'
         """
         out = json.loads(json.dumps(asdict(self)))
         if self.hierarchy is None:
             for name in HIERARCHY_OPTIONS:
                 out.pop(name)
+        for name in OMITTED_AT_DEFAULT:
+            if is_default(name, out[name]):
+                out.pop(name)
         return out
+
+
+def is_default(name: str, value: object) -> bool:
+    """Whether ``value`` of option ``name`` is its :data:`OMITTED_AT_DEFAULT` default
+    (of the same type: ``compile`` 0 is not ``False``).
+
+    Examples
+    --------
+    >>> is_default("compile", False), is_default("compile", 0), is_default("precision", "float16")
+    (True, False, False)
+    """
+    default = OMITTED_AT_DEFAULT[name]
+    return type(value) is type(default) and value == default
 
 
 def fmt_value(value: float) -> str:
@@ -341,6 +388,7 @@ def check_config(cfg: RunConfig, custom: DatasetInfo | None = None) -> None:
         raise ValueError(f"dataset {cfg.dataset!r} needs `data_root` (its folder).")
     _check_axis(cfg)
     _check_quantize(cfg)
+    check_forward_options(cfg)
     if cfg.image_size is not None:
         _check_image_size(cfg.image_size)
     check_hierarchy_options(cfg)
@@ -376,6 +424,37 @@ def check_hierarchy_options(cfg: RunConfig) -> None:
         raise ValueError(f"`correction` must be one of {', '.join(multitest.NESTED_METHODS)} "
                          f"with `hierarchy` (those whose guarantee holds over nested "
                          f"hypotheses); got {cfg.correction!r}.")
+
+
+def check_forward_options(cfg: RunConfig) -> None:
+    """``precision`` one of :data:`PRECISION_NAMES`; ``compile`` ``False``, ``True`` or
+    the name of a backend registered with torch (an unknown name is refused, so that a
+    typo does not silently run uncompiled; a known backend that then fails falls back).
+
+    Examples
+    --------
+    >>> check_forward_options(RunConfig(precision="bfloat16", compile=True))
+    >>> check_forward_options(RunConfig(precision="half"))
+    Traceback (most recent call last):
+    ...
+    ValueError: `precision` must be one of float32, bfloat16, float16; got 'half'.
+    """
+    if cfg.precision not in PRECISION_NAMES or not isinstance(cfg.precision, str):
+        raise ValueError(f"`precision` must be one of {', '.join(PRECISION_NAMES)}; got "
+                         f"{cfg.precision!r}.")
+    if isinstance(cfg.compile, bool):
+        return
+    if not isinstance(cfg.compile, str) or not cfg.compile.strip():
+        raise TypeError(f"`compile` must be false, true (torch's default backend) or a "
+                        f"torch.compile backend name; got {cfg.compile!r}.")
+    from torch._dynamo import list_backends, lookup_backend
+
+    try:
+        lookup_backend(cfg.compile)
+    except Exception:  # torch's InvalidBackend (a RuntimeError), or a broken entry point
+        known = ", ".join(sorted({*list_backends(), "eager", "aot_eager"}))
+        raise ValueError(f"`compile` backend {cfg.compile!r} is not registered with torch "
+                         f"(its backends include {known}).") from None
 
 
 #: The integer options: name -> (smallest, largest, the largest as written in messages).

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from smoothing._precision import fast_forward
 from smoothing._progress import interactive, progress_bar
 from smoothing._sampling import check_int
 from smoothing.datasets._common import IGNORE_INDEX
@@ -153,6 +154,12 @@ class CertificationRun:
         The grid, ``sigma`` slowest, then ``tau``, then ``n``.
     record : dict
         The content of ``config.json``.
+    base_classifier : torch.nn.Module or callable, optional
+        The model as every certifier runs it: under :func:`torch.autocast` in
+        ``config.precision`` and/or compiled
+        (:class:`~smoothing._precision.FastForward`, one for the whole run), else the
+        model itself (``None`` means that too). The clean "base" row is computed with
+        it, so that it is the accuracy of the base classifier that is certified.
     """
 
     config: RunConfig
@@ -166,6 +173,7 @@ class CertificationRun:
     num_classes: int
     certifiers: dict[str, Any] = field(repr=False)
     hierarchy: Any = None  # smoothing.hierarchy.Hierarchy of a hierarchical run
+    base_classifier: Any = None
 
     def execute(self, out_dir: str | os.PathLike[str], *, rank: int = 0, world_size: int = 1,
                 progress: bool = True, sample_ctx: DistContext | None = None) -> RunReport:
@@ -288,7 +296,8 @@ class CertificationRun:
     def _evaluate_base(self, index: int, x: torch.Tensor,
                        y: np.ndarray) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         t0 = time.perf_counter()
-        pred = predict_clean(self.model, x, layout=self.layout, num_classes=self.num_classes)
+        forward = self.model if self.base_classifier is None else self.base_classifier
+        pred = predict_clean(forward, x, layout=self.layout, num_classes=self.num_classes)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - t0
@@ -447,7 +456,9 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     Checks the options, loads the model (``num_classes`` must match the data set),
     opens the data set, builds every sampler and certifier and runs the model on
     the first selected input, once for each batch size the run will send
-    (:func:`batch_sizes`).
+    (:func:`batch_sizes`), in ``config.precision`` but not compiled (``compile``
+    compiles at the run's first forward pass; a failure there falls back to the
+    eager model with one :class:`~smoothing._precision.CompileFallbackWarning`).
 
     Parameters
     ----------
@@ -470,7 +481,8 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     ------
     ValueError, TypeError
         For an invalid option or a model that does not fit the data set, or that
-        fails on one of the run's batch sizes (:func:`probe_batches`).
+        fails on one of the run's batch sizes (:func:`probe_batches`), or a
+        ``precision`` that autocast cannot run on ``device``.
     FileNotFoundError
         For a missing checkpoint or data folder.
 
@@ -494,6 +506,12 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     else:
         model, sha, cfg, description = given_model(config, model, dev)
     kind, layout = model_kind(model, info.kind)
+    # the base classifier of the whole run (clean row, every certifier): the model, or
+    # ONE autocast / compiled wrapper of it that the certifiers share. The probes below
+    # run it uncompiled: compiling takes up to minutes, paid when the run starts (after
+    # the resume check), not by a run that is then refused.
+    forward = fast_forward(model, precision=config.precision, compile=config.compile)
+    probe = fast_forward(model, precision=config.precision) if config.compile else forward
     if kind != info.kind:
         raise ValueError(
             f"the model takes {'images' if kind == 'image' else 'point clouds'} but dataset "
@@ -518,13 +536,14 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     fingerprint = data_fingerprint(dataset, indices) if data is not None else None
     if cfg.quantize_bits is not None:
         dataset = OnGrid(dataset, cfg.quantize_bits)
-    probe_batches(model, dataset[indices[0]][0], cfg)  # a fixed batch size fails here
-    first = predict_clean(model, dataset[indices[0]][0], layout=layout, num_classes=num_classes)
+    probe_batches(probe, dataset[indices[0]][0], cfg)  # a fixed batch size fails here
+    first = predict_clean(probe, dataset[indices[0]][0], layout=layout,
+                          num_classes=num_classes)
     check_k_components(cfg.k, first.numel())  # k-FWER with k > N promises nothing
     grid = plan_grid(cfg, first.numel())
     samplers_ = {s: make_sampler(cfg.sampler, s, kind, cfg.axis, cfg.quantize_bits)
                  for s in cfg.sigma}
-    certifiers = {g.key: _certifier(model, samplers_[g.sigma], g, cfg, num_classes, layout,
+    certifiers = {g.key: _certifier(forward, samplers_[g.sigma], g, cfg, num_classes, layout,
                                     hierarchy) for g in grid}
     record = config_record(cfg, sha, num_classes, layout, kind, len(dataset), grid, dev)
     if hierarchy is not None:
@@ -535,17 +554,23 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     if fingerprint is not None:
         record["derived"]["dataset_fingerprint"] = fingerprint
     return CertificationRun(cfg, model, dataset, indices, grid, record, dev, layout,
-                            num_classes, certifiers, hierarchy)
+                            num_classes, certifiers, hierarchy, forward)
 
 
 def _certifier(model: Any, sampler: Any, g: GridPoint, cfg: RunConfig, num_classes: int,
                layout: str, hierarchy: Any) -> Any:
-    """The certifier of grid point ``g``: flat, or over ``hierarchy`` when given."""
+    """The certifier of grid point ``g``: flat, or over ``hierarchy`` when given.
+
+    ``model`` is the run's base classifier (:func:`~smoothing._precision.fast_forward`
+    of ``cfg.precision`` and ``cfg.compile``): a flat certifier built with the same
+    options runs it as it is (and records them in its certificates); the hierarchical
+    one takes it as its model."""
     common = {"n0": cfg.n0, "n": g.n, "tau": g.tau, "alpha": cfg.alpha,
               "correction": cfg.correction, "k": cfg.k, "batch_size": cfg.batch_size,
               "layout": layout}
     if hierarchy is None:
-        return SegCertify(model, sampler, num_classes=num_classes, **common)
+        return SegCertify(model, sampler, num_classes=num_classes, precision=cfg.precision,
+                          compile=cfg.compile, **common)
     from smoothing.hierarchical import HierarchicalSegCertify
 
     return HierarchicalSegCertify(model, sampler, hierarchy=hierarchy,

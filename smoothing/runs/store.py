@@ -60,7 +60,7 @@ from smoothing.runs._checks import (
     file_field,
 )
 from smoothing.runs._journal import RunFolderWarning, rank_results_path, result_files
-from smoothing.runs.config import DATASETS, GridPoint, RunConfig
+from smoothing.runs.config import DATASETS, OMITTED_AT_DEFAULT, GridPoint, RunConfig
 
 __all__ = [
     "RunFolderWarning",
@@ -407,7 +407,9 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     for key in sorted(set(old) | set(new)):
         if key in NOT_COMPARED:
             continue
-        a, b = old.get(key), new.get(key)
+        # an option of OMITTED_AT_DEFAULT is absent at its default: name that default
+        a, b = (old.get(key, OMITTED_AT_DEFAULT.get(key)),
+                new.get(key, OMITTED_AT_DEFAULT.get(key)))
         if a != b:
             diffs.append(f"`{key}` {json.dumps(a)} -> {json.dumps(b)}")
     return diffs

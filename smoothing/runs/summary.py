@@ -19,8 +19,8 @@ from smoothing.runs._journal import RunFolderWarning
 from smoothing.runs.config import fmt_value
 from smoothing.runs.store import RunStore
 
-__all__ = ["HIERARCHY_COLUMNS", "SHARED_SAMPLING_NOTE", "SUMMARY_COLUMNS", "Summary",
-           "summarize", "write_summary"]
+__all__ = ["FORWARD_COLUMN", "HIERARCHY_COLUMNS", "SHARED_SAMPLING_NOTE", "SUMMARY_COLUMNS",
+           "Summary", "forward_label", "summarize", "write_summary"]
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "method", "sampler", "sigma", "tau", "n", "n0", "alpha", "correction", "k",
@@ -36,6 +36,35 @@ HIERARCHY_COLUMNS: tuple[str, ...] = (
     "hierarchy", "hierarchy_rule", "cig", "hier_abstain_pct", "certified_fine_pct",
     "certified_coarse_pct", "accuracy_fine_pct", "accuracy_coarse_pct", "miou_coarse",
 )  # fmt: skip
+#: The column a run whose model ran in reduced precision or compiled adds at the end of
+#: ``summary.csv`` (:func:`forward_label`, in every row, the base row too): such
+#: results are of that base classifier, not of the float32 model.
+FORWARD_COLUMN = "precision"
+
+
+def forward_label(config: Mapping[str, Any]) -> str | None:
+    """How a run's base classifier ran, where it is not the float32 eager model.
+
+    ``None`` for float32 without compilation (``precision`` and ``compile`` absent
+    from ``config``, as in runs written before these options existed).
+
+    Examples
+    --------
+    >>> forward_label({}) is None
+    True
+    >>> forward_label({"precision": "bfloat16"})
+    'bfloat16'
+    >>> forward_label({"compile": True})
+    'float32, torch.compile'
+    >>> forward_label({"precision": "float16", "compile": "aot_eager"})
+    'float16, torch.compile aot_eager'
+    """
+    precision, compile = config.get("precision", "float32"), config.get("compile", False)
+    if precision == "float32" and compile is False:
+        return None
+    if compile is False:
+        return str(precision)
+    return f"{precision}, torch.compile" + ("" if compile is True else f" {compile}")
 
 
 
@@ -56,18 +85,25 @@ class Summary:
         checks (each was warned about); the Markdown table says so under it.
     hierarchical : bool, default False
         A hierarchical run: the rows also have :data:`HIERARCHY_COLUMNS`.
+    forward : str, optional
+        :func:`forward_label` of a run whose model ran in reduced precision or
+        compiled: the rows also have :data:`FORWARD_COLUMN`, and the Markdown table
+        names it in every row.
     """
 
     rows: tuple[dict[str, Any], ...]
     header: str
     skipped: int = 0
     hierarchical: bool = False
+    forward: str | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
         """The CSV columns: :data:`SUMMARY_COLUMNS`, then :data:`HIERARCHY_COLUMNS` for
-        a hierarchical run."""
-        return SUMMARY_COLUMNS + (HIERARCHY_COLUMNS if self.hierarchical else ())
+        a hierarchical run, then :data:`FORWARD_COLUMN` for a run in reduced precision
+        or compiled."""
+        return (SUMMARY_COLUMNS + (HIERARCHY_COLUMNS if self.hierarchical else ())
+                + ((FORWARD_COLUMN,) if self.forward is not None else ()))
 
     def to_csv(self) -> str:
         """The rows as CSV text (``summary.csv``)."""
@@ -91,10 +127,13 @@ class Summary:
             "| | " + " | ".join(heads) + " |",
             "|---" * (len(heads) + 1) + "|",
         ]
+        tag = "" if self.forward is None else f", {self.forward}"
         for r in self.rows:
             base = r["method"] == "base"
             cells = [
-                "base model (clean)" if base else soundness_note("SegCertify", r["sound"]),
+                f"base model (clean{tag})" if base
+                else soundness_note("SegCertify" + (f" ({self.forward})" if tag else ""),
+                                    r["sound"]),
                 "–" if base else fmt_value(r["sigma"]), "–" if base else fmt_value(r["tau"]),
                 "–" if base else str(r["n"]), "–" if base else str(r["n0"]),
                 "–" if base else f"{r['correction']}" + (f" (k={r['k']})" if r["k"] != 1 else ""),
@@ -258,7 +297,12 @@ def summarize(out_dir: str | os.PathLike[str]) -> Summary:
     if hierarchy is not None:  # a built-in name, or a file's name
         header += (f" · hierarchy `{Path(config['hierarchy']).name}` "
                    f"({config['hierarchy_rule']})")
-    return Summary(tuple(rows), header, scan.skipped, hierarchy is not None)
+    forward = forward_label(config)
+    if forward is not None:  # a reduced-precision / compiled result is labelled as such
+        header += f" · model run in `{forward}`"
+        for row in rows:
+            row[FORWARD_COLUMN] = forward
+    return Summary(tuple(rows), header, scan.skipped, hierarchy is not None, forward)
 
 
 def write_summary(out_dir: str | os.PathLike[str], summary: Summary) -> tuple[Path, Path]:
