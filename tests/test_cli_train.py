@@ -101,6 +101,17 @@ def test_help_imports_no_torch():
     assert heavy == []
 
 
+def test_without_torch_one_line_names_the_extra(tmp_path):
+    code = ("import sys; sys.modules['torch'] = None; from smoothing.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", code, "train", "--model", "x", "--epochs",
+                           "1", "--out", str(tmp_path / "t")], cwd=REPO, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert proc.returncode == 2
+    assert "pip install 'segcertify[torch]'" in _one_error_line(proc.stderr)
+    assert not (tmp_path / "t").exists()
+
+
 def test_parser_choices_equal_the_library():
     from smoothing.cli._common import SAMPLER_NAMES
     from smoothing.runs.training import TRAIN_SAMPLERS
@@ -235,6 +246,7 @@ def test_model_factory_and_sigkill_resume_bit_identical(tmp_path, monkeypatch, c
 
 
 # ---------------------------------------------------------------------- refusals
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_torchscript_checkpoint_refused(tmp_path, capsys):
     path = tmp_path / "m.ts"
     torch.jit.script(torch.nn.Conv2d(3, 8, 1)).save(str(path))

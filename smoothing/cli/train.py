@@ -64,6 +64,11 @@ def add_parsers(sub: Any) -> None:
     _set_help(p, "--arch", "built-in architecture: of --checkpoint (required for a plain "
                            "state_dict), or alone a freshly initialised one with the data "
                            "set's classes (--model-kwargs adds to its arguments)")
+    _set_help(p, "--checkpoint", "a checkpoint of a built-in architecture to fine-tune, or "
+                                 "the starting weights of --model-factory's model "
+                                 "(TorchScript files and exported programs cannot be "
+                                 "trained)")
+    _set_help(p, "--trust-program", "not used by train: programs cannot be trained")
     _set_help(p, "--split", "split to train on (default: train)")
     g = p.add_argument_group("noise")
     g.add_argument("--sampler", default="gaussian", choices=TRAIN_SAMPLER_NAMES,

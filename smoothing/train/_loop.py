@@ -1,6 +1,6 @@
 """The training loop of :func:`train_for_smoothing`.
 
-One module (~640 lines): the loop, its resumable state and its validation pass share
+One module (~660 lines): the loop, its resumable state and its validation pass share
 the model, optimiser and data order that a resume must restore bit for bit.
 """
 
