@@ -4,8 +4,9 @@ docs/distributed.md run as written (issue 13.7).
 Sizes are reduced only where the docs give them: ``--num-inputs`` (added when absent)
 becomes 2 and every ``--n`` value a tenth (:func:`_fewer`, distinct values stay
 distinct) in every certify command and every radius-maps command that samples (not
-``--from-run``, which takes its run's inputs), ``num_inputs=`` 2, ``n=`` 32 and the ``-n100``
-of a label file name its tenth in the Python blocks; every other option is the
+``--from-run``, which takes its run's inputs), ``num_inputs=`` 2, ``n=`` 32 and the
+``-n100`` of a label file name its tenth in the Python blocks; every train command
+trains 8 inputs for 1 epoch (``--num-inputs 8 --epochs 1``); every other option is the
 documented one, so a command that reuses another run's ``--out`` with other options
 fails here as it would for a reader. Blocks that
 need a real data set (``--data-root``) or several processes (``torchrun``) are left
@@ -32,6 +33,7 @@ from smoothing.cli import main  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
 SMALL_INPUTS = "2"
+TRAIN_INPUTS = "8"
 
 
 def _fewer(n: str) -> str:
@@ -59,7 +61,14 @@ def _runnable(argv: list[str]) -> list[str] | None:
         argv = [sys.executable, *argv[1:]]
     else:
         return None
-    if "certify" in argv or ("radius-maps" in argv and "--from-run" not in argv):
+    if argv[3:4] == ["train"]:  # [python, -m, smoothing, COMMAND, ...]
+        for flag, value in (("--num-inputs", TRAIN_INPUTS), ("--epochs", "1")):
+            if flag in argv:
+                argv[argv.index(flag) + 1] = value
+            else:
+                argv += [flag, value]
+        argv += ["--device", "cpu"]
+    elif "certify" in argv or ("radius-maps" in argv and "--from-run" not in argv):
         if "--num-inputs" in argv:
             argv[argv.index("--num-inputs") + 1] = SMALL_INPUTS
         else:

@@ -225,7 +225,11 @@ def test_refusals(tmp_path):
     kw = dict(epochs=1, batch_size=4, val_fraction=0.0, device="cpu", progress=False)
     with pytest.raises(TypeError, match="OutputSelector"):
         train_for_smoothing(DictOut(), _data(4), GaussianL2(0.25), **kw)
-    train_for_smoothing(OutputSelector(DictOut(), key="out"), _data(4), GaussianL2(0.25), **kw)
+    inner = DictOut()
+    train_for_smoothing(OutputSelector(inner, key="out"), _data(4), GaussianL2(0.25),
+                        out=tmp_path / "selected", **kw)
+    saved = torch.load(tmp_path / "selected" / "model.pt", weights_only=True)["state_dict"]
+    assert _same(saved, _weights(inner))  # unwrapped: what the factory builds loads it
     bad = [(x, torch.full_like(y, 7)) for x, y in _data(4)]
     with pytest.raises(ValueError, match="holds label 7"):
         train_for_smoothing(Tiny(), bad, GaussianL2(0.25), **kw)

@@ -14,6 +14,9 @@ Subcommands:
 ``radius-maps``
     Per-component certified radius maps, an ``.npz`` layer and a figure per input
     (:mod:`smoothing.runs.radius_maps`).
+``train``
+    Train or fine-tune a model under the smoothing noise, with certify's model and
+    data options; resumable (:mod:`smoothing.runs.training`).
 
 Bad options, missing files, a model that does not fit the data set and a resume
 with other options all end with ONE line ``segcertify: error: ...`` on stderr and
@@ -36,7 +39,7 @@ import os
 import re
 import sys
 
-from smoothing.cli import certify, misc, radius_maps
+from smoothing.cli import certify, misc, radius_maps, train
 from smoothing.cli._common import PROG, Parser, UsageError, VersionAction, missing_extra
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~2 ms of start-up
@@ -63,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     certify.add_parsers(sub)
     misc.add_parsers(sub)
     radius_maps.add_parsers(sub)
+    train.add_parsers(sub)
     return parser
 
 

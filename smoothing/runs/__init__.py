@@ -9,7 +9,9 @@ command line (:mod:`smoothing.cli`):
   :func:`run_certification`;
 * :mod:`~smoothing.runs.store` -- the only reader and writer of a run folder;
 * :mod:`~smoothing.runs.summary` -- :func:`summarize`, :func:`write_summary`;
-* :mod:`~smoothing.runs.shards` -- sharded data sets under torchrun.
+* :mod:`~smoothing.runs.shards` -- sharded data sets under torchrun;
+* :mod:`~smoothing.runs.training` -- :func:`prepare_training`: train a model from the
+  model and data options of a run (``segcertify train``).
 
 See ``docs/architecture.md`` for the layers and the walk of one ``segcertify
 certify`` call.
@@ -61,6 +63,7 @@ from smoothing.runs.summary import (
     summarize,
     write_summary,
 )
+from smoothing.runs.training import TrainingRun, prepare_training
 
 __all__ = [
     "DATASETS",
@@ -82,6 +85,7 @@ __all__ = [
     "RunReport",
     "RunStore",
     "Summary",
+    "TrainingRun",
     "append_record",
     "check_output_dir",
     "completed_keys",
@@ -92,6 +96,7 @@ __all__ = [
     "plan_grid",
     "predict_clean",
     "prepare",
+    "prepare_training",
     "rank_results_path",
     "read_records",
     "repair_jsonl",

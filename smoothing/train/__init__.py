@@ -20,6 +20,7 @@ from smoothing.train._loop import (
     METHODS,
     TrainRecipe,
     TrainResult,
+    TrainStateMismatchError,
     resolve_device,
     train_for_smoothing,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "WEIGHTS_FORMAT",
     "TrainRecipe",
     "TrainResult",
+    "TrainStateMismatchError",
     "checkpoint_metadata",
     "consistency_loss",
     "data_fingerprint",

@@ -12,7 +12,10 @@ Both are written atomically (:func:`smoothing._io.write_atomic`) and read with
     :func:`smoothing.models.save_checkpoint` (float32), so that ``certify
     --checkpoint out/model.pt`` loads it without ``--arch``; any other model as
     ``{"format": WEIGHTS_FORMAT, "state_dict", "metadata"}``, which
-    :func:`smoothing.models.user.load_weights` reads for ``--model-factory``.
+    :func:`smoothing.models.user.load_weights` reads for ``--model-factory``. A model
+    wrapped in :class:`smoothing.adapters.OutputSelector` is saved unwrapped: the
+    weights of the model it selects from (what the factory builds), without the
+    wrapper's ``model.`` prefix.
 """
 
 from __future__ import annotations
@@ -92,7 +95,11 @@ def read_state(path: Path) -> dict[str, Any]:
 
 def save_weights(model: nn.Module, path: Path, metadata: Mapping[str, Any]) -> Path:
     """Write the trained weights and ``metadata`` (see the module docstring)."""
+    from smoothing.adapters import OutputSelector
     from smoothing.models.registry import ARCHITECTURES, save_checkpoint
+
+    while isinstance(model, OutputSelector):  # the selected-from model's own weights
+        model = model.model
 
     if any(type(model) is cls for cls in ARCHITECTURES.values()):
         return save_checkpoint(model, path, metadata=metadata, half=False)

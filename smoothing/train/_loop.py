@@ -1,6 +1,6 @@
 """The training loop of :func:`train_for_smoothing`.
 
-One module (~640 lines): the loop, its resumable state and its validation pass share
+One module (~660 lines): the loop, its resumable state and its validation pass share
 the model, optimiser and data order that a resume must restore bit for bit.
 """
 
@@ -29,7 +29,8 @@ from smoothing.train._checkpoint import (
 )
 from smoothing.train._losses import consistency_loss, noise_loss
 
-__all__ = ["METHODS", "TrainRecipe", "TrainResult", "train_for_smoothing"]
+__all__ = ["METHODS", "TrainRecipe", "TrainResult", "TrainStateMismatchError",
+           "train_for_smoothing"]
 
 #: Training methods: Gaussian/Laplace/... noise augmentation (Cohen et al., 2019) and
 #: consistency regularization (Jeong & Shin, 2020).
@@ -161,6 +162,25 @@ class TrainResult:
     weights_path: Path | None
     state_path: Path | None
     resumed_from: int
+
+
+class TrainStateMismatchError(ValueError):
+    """The training state in ``out`` comes from another run (recipe, sampler, data or
+    starting model): :func:`train_for_smoothing` refuses to resume it.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The state file.
+    differences : list of str
+        One ``"name: old in the state, new now"`` per differing header entry.
+    """
+
+    def __init__(self, path: Path, differences: list[str]) -> None:
+        self.path, self.differences = path, list(differences)
+        super().__init__(f"the training state '{path}' comes from another run ("
+                         + "; ".join(differences) + "): pass resume=False to start afresh, "
+                         "or another `out`.")
 
 
 def _stream_seed(seed: int, stream: int, index: int) -> int:
@@ -451,8 +471,9 @@ def train_for_smoothing(
     ValueError
         For a bad option, an empty data set, items of different shapes without
         ``crop``, labels outside the model's classes (other than ``ignore_index``),
-        a training state from another recipe, data or starting model, or a loss that
-        is not finite (the last good state stays on disk).
+        a training state from another recipe, data or starting model
+        (:class:`TrainStateMismatchError`), or a loss that is not finite (the last
+        good state stays on disk).
     smoothing._io.FolderLockedError
         If another process is training into ``out``.
 
@@ -543,9 +564,7 @@ def train_for_smoothing(
             state = read_state(state_path)
             diff = _resume_mismatch(state["header"], header)
             if diff:
-                raise ValueError(f"the training state '{state_path}' comes from another run ("
-                                 + "; ".join(diff) + "): pass resume=False to start afresh, "
-                                 "or another `out`.")
+                raise TrainStateMismatchError(state_path, diff)
             try:
                 model.load_state_dict(state["model"])
                 opt.load_state_dict(state["optimizer"])
