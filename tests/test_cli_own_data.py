@@ -297,6 +297,13 @@ def test_radius_maps_of_a_folder(data, factory, tmp_path, capsys):
     assert main(["radius-maps", "--from-run", str(run), "--no-figures", "--no-progress",
                  "--device", "cpu", "--out", str(tmp_path / "maps2")]) == 0
     assert "2 from the counts of" in capsys.readouterr().err
+    # folder options given beside --from-run must be the run's
+    maps3 = ["radius-maps", "--from-run", str(run), "--no-figures", "--no-progress",
+             "--device", "cpu", "--dataset", "folder"]
+    assert main([*maps3, "--num-classes", "3", "--out", str(tmp_path / "maps3")]) == 0
+    capsys.readouterr()
+    assert main([*maps3, "--num-classes", "4", "--out", str(tmp_path / "maps4")]) == 2
+    assert "`--num-classes` 4 differs from the 3 of the run" in _error(capsys)
 
 
 def test_default_sigma_only_from_the_same_sampler():

@@ -93,13 +93,14 @@ def _config_of_run(args: argparse.Namespace) -> Any:
     default = config_from_args(args.subparser.parse_args(["--out", "-"]))
     default_values, theirs = default.to_dict(), recorded.to_dict()
     moved = {}
-    for key, value in given.items():
-        if value in (default_values[key], theirs[key]) or key in IGNORED_OPTIONS:
+    for key, value in given.items():  # options left at None are absent from to_dict()
+        if value in (default_values.get(key), theirs.get(key)) or key in IGNORED_OPTIONS:
             continue
         if key in ("checkpoint", "data_root"):  # the same file or folder, moved
             moved[key] = value
             continue
-        raise ValueError(f"`{key}` {json.dumps(value)} differs from the {json.dumps(theirs[key])} "
+        raise ValueError(f"`{key}` {json.dumps(value)} differs from the "
+                         f"{json.dumps(theirs.get(key))} "
                          f"of the run `--from-run` '{args.from_run}'; leave it out.")
     from dataclasses import replace
 
