@@ -277,7 +277,7 @@ def check_output(out: object) -> torch.Tensor:
         return out
     if isinstance(out, Mapping):
         keys = list(out)
-        key = keys[0] if keys else "..."
+        key = next((k for k in ("out", "logits") if k in out), keys[0] if keys else "...")
         raise TypeError(
             f"the model returns a {type(out).__name__} with keys {keys[:8]!r}, not a tensor "
             "of logits: pass an output key (wrap the model as "

@@ -118,17 +118,49 @@ def test_symlinks_out_of_the_root_are_refused(tmp_path):
     root = _tree(tmp_path / "root", ("a",))
     os.symlink(outside / "images" / "z.png", root / "images" / "z.png")
     os.symlink(outside / "masks" / "z.png", root / "masks" / "z.png")
-    with pytest.raises(ValueError, match="leads outside the data root"):
+    with pytest.raises(ValueError, match="outside the data root"):
         FolderDataset(root, num_classes=3)
     other = tmp_path / "root2"
     other.mkdir()
     os.symlink(outside / "images", other / "images")
-    with pytest.raises(ValueError, match="leads outside the data root"):
+    with pytest.raises(ValueError, match="outside the data root"):
         FolderDataset(other, num_classes=3)
     inside = _tree(tmp_path / "root3", ("a",))
     os.symlink(inside / "images" / "a.png", inside / "images" / "b.png")  # stays inside
     os.symlink(inside / "masks" / "a.png", inside / "masks" / "b.png")
     assert len(FolderDataset(inside, num_classes=3)) == 2
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symlinks need privileges on Windows")
+def test_follow_symlinks_reads_files_and_folders_out_of_the_root(tmp_path):
+    outside = _tree(tmp_path / "outside", ("z",))
+    root = _tree(tmp_path / "root", ("a",))
+    os.symlink(outside / "images" / "z.png", root / "images" / "z.png")
+    os.symlink(outside / "masks" / "z.png", root / "masks" / "z.png")
+    ds = FolderDataset(root, num_classes=3, follow_symlinks=True)
+    assert [p.name for p, _ in ds.files] == ["a.png", "z.png"] and ds[1][0].shape == (3, 4, 6)
+    other = tmp_path / "root2"
+    other.mkdir()
+    os.symlink(outside / "images", other / "images")
+    os.symlink(outside / "masks", other / "masks")
+    assert len(FolderDataset(other, num_classes=3, follow_symlinks=True)) == 1
+    with pytest.raises(ValueError, match="`split` must be a folder name"):
+        FolderDataset(root, 3, split="../outside", follow_symlinks=True)
+    (outside / "masks" / "z.png").unlink()  # the link breaks: named when read
+    with pytest.raises(FileNotFoundError, match=r"z\.png"):
+        ds[1]
+
+
+def test_fingerprint_ignores_the_location_and_sees_every_byte(tmp_path):
+    root = _tree(tmp_path / "a", ("x", "y"))
+    first = FolderDataset(root, 3).fingerprint()
+    moved = tmp_path / "b"
+    root.rename(moved)
+    assert FolderDataset(moved, 3).fingerprint() == first
+    np.save(moved / "masks" / "y2.npy", np.zeros((4, 6), int))
+    (moved / "masks" / "y.png").unlink()
+    (moved / "masks" / "y2.npy").rename(moved / "masks" / "y.npy")
+    assert FolderDataset(moved, 3).fingerprint() != first
 
 
 def test_arguments_are_checked(tmp_path):

@@ -26,7 +26,7 @@ PROG = "segcertify"
 #: runner; tests/test_cli_startup.py checks them against ``runner.DATASETS``,
 #: ``runner.SAMPLERS`` and ``smoothing.CERTIFYING_CORRECTIONS``.
 DATASET_NAMES: tuple[str, ...] = ("streets", "parts", "cityscapes", "pascal-context",
-                                  "shapenet-part")
+                                  "shapenet-part", "folder")
 SAMPLER_NAMES: tuple[str, ...] = ("gaussian", "laplace", "rotation-z", "rotation-3d")
 CORRECTION_NAMES: tuple[str, ...] = ("bonferroni", "generalized_bonferroni", "holm",
                                      "lehmann_romano")
@@ -164,18 +164,23 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--trust-program", action="store_true",
                    help="allow a TorchScript or exported-program --checkpoint: loading one "
                         "RUNS CODE from the file; only for files you trust")
+    g.add_argument("--output-key", metavar="KEY",
+                   help="the logits of a model that returns a dict (its key, e.g. out) or a "
+                        "tuple (an index, e.g. 0)")
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="streets", choices=DATASET_NAMES,
-                   help="streets/parts are built in; the others need --data-root "
+                   help="streets/parts are built in; the others need --data-root; folder: "
+                        "your own images/ and masks/ (with --num-classes) "
                         "(default: %(default)s)")
     g.add_argument("--data-root", metavar="PATH", help="folder of a real data set")
-    g.add_argument("--split", help="default: val (cityscapes, pascal-context), else test")
+    g.add_argument("--split", help="default: val (cityscapes, pascal-context), none (folder: "
+                                   "ROOT/images, ROOT/masks), else test")
     g.add_argument("--image-size", nargs=2, type=int, metavar=("H", "W"),
-                   help="streets: scene size (default 64 128); cityscapes/pascal-context: "
-                        "resize to H x W (default: native)")
+                   help="streets: scene size (default 64 128); cityscapes/pascal-context/"
+                        "folder: resize to H x W (default: native)")
     g.add_argument("--num-points", type=int, default=2048,
                    help="points per cloud (default: %(default)s)")
     g.add_argument("--data-seed", type=int, default=0,
@@ -189,6 +194,15 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--follow-symlinks", action="store_true",
                    help="let --data-root's files resolve outside it through symbolic links "
                         "(refused by default)")
+    g.add_argument("--num-classes", type=int, metavar="K",
+                   help="folder: the classes of the label maps, 0..K-1 (required, 2 to 255)")
+    g.add_argument("--ignore-index", type=int, metavar="V",
+                   help="folder: the label of unlabelled pixels in the masks (default 255)")
+    g.add_argument("--class-names", nargs="+", metavar="NAME",
+                   help="folder: one name per class (default: 0 1 ...)")
+    g.add_argument("--channels", type=int, metavar="C",
+                   help="folder: image channels, 1 (grey) or 3 (RGB) for PNG/JPEG, any for "
+                        "TIFF/NPY (default 3)")
 
 
 def add_certify_options(p: argparse.ArgumentParser) -> None:
@@ -273,7 +287,10 @@ def model_data_fields(args: argparse.Namespace) -> dict[str, Any]:
         image_size=tuple(args.image_size) if args.image_size else None,
         num_points=args.num_points, data_seed=args.data_seed, num_inputs=args.num_inputs,
         start=args.start, stride=args.stride, trust_program=args.trust_program,
-        follow_symlinks=args.follow_symlinks,
+        follow_symlinks=args.follow_symlinks, output_key=args.output_key,
+        num_classes=args.num_classes, ignore_index=args.ignore_index,
+        class_names=tuple(args.class_names) if args.class_names else None,
+        channels=args.channels,
     )  # fmt: skip
 
 

@@ -101,6 +101,24 @@ def prepare_run(config: runs.RunConfig, device: object, out: Path | None = None,
     return run
 
 
+def print_training(run: runs.CertificationRun, sigma_given: bool) -> None:
+    """One stderr line on how ``--checkpoint`` was trained, if its metadata says
+    (:func:`smoothing.runs.loading.training_summary`), and the ``--sigma`` it gave."""
+    from smoothing.runs.loading import training_summary
+
+    text = training_summary(run.record.get("checkpoint_metadata"))
+    if text is None:
+        return
+    name = Path(run.config.checkpoint or "").name
+    train = run.record["checkpoint_metadata"].get("train")
+    data = run.record["derived"].get("dataset_fingerprint")
+    if data is not None and isinstance(train, dict) and train.get("data_fingerprint") == data:
+        text += " (= this run's data: certificates on the training data)"
+    sigma = ("" if sigma_given else
+             f"; --sigma defaults to its {' '.join(f'{s:g}' for s in run.config.sigma)}")
+    print(f"{PROG}: checkpoint '{name}' was trained with {text}{sigma}", file=sys.stderr)
+
+
 @contextlib.contextmanager
 def store_warnings() -> Iterator[None]:
     """Show the run store's warnings (a skipped line or record) and a failed
@@ -154,6 +172,8 @@ def run_certify(args: argparse.Namespace) -> int:
 def _certify(args: argparse.Namespace, ctx: Any) -> int:
     device = ctx.device if ctx is not None and args.device == "auto" else args.device
     run = _prepare(args, device)
+    if ctx is None or ctx.is_main:
+        print_training(run, args.sigma is not None)
     if (ctx is None or ctx.is_main) and not all(c.sound for c in run.certifiers.values()):
         from smoothing._labels import HEURISTIC
 

@@ -63,7 +63,7 @@ def run_radius_maps(args: argparse.Namespace) -> int:
         raise ValueError("--levels needs --method ladder.")
     check_out(args.out)
     import multitest
-    from smoothing.cli.certify import prepare_run, store_warnings
+    from smoothing.cli.certify import prepare_run, print_training, store_warnings
     from smoothing.runs.radius_maps import write_radius_maps
 
     config = config_from_args(args) if args.from_run is None else _config_of_run(args)
@@ -71,6 +71,7 @@ def run_radius_maps(args: argparse.Namespace) -> int:
                                         levels=args.levels)  # validate early
     with store_warnings():
         run = prepare_run(config, args.device, grid_warnings=False)
+        print_training(run, config.sigma is not None)
         computed, reused = write_radius_maps(
             run, args.out, method=args.method, levels=args.levels,
             figures=not args.no_figures, progress=not args.no_progress, source=args.from_run)
@@ -95,13 +96,14 @@ def _config_of_run(args: argparse.Namespace) -> Any:
     default_values = {**OMITTED_AT_DEFAULT, **default.to_dict()}
     theirs = {**OMITTED_AT_DEFAULT, **recorded.to_dict()}
     moved = {}
-    for key, value in given.items():
-        if value in (default_values[key], theirs[key]) or key in IGNORED_OPTIONS:
+    for key, value in given.items():  # options left at None are absent from to_dict()
+        if value in (default_values.get(key), theirs.get(key)) or key in IGNORED_OPTIONS:
             continue
         if key in ("checkpoint", "data_root"):  # the same file or folder, moved
             moved[key] = value
             continue
-        raise ValueError(f"`{key}` {json.dumps(value)} differs from the {json.dumps(theirs[key])} "
+        raise ValueError(f"`{key}` {json.dumps(value)} differs from the "
+                         f"{json.dumps(theirs.get(key))} "
                          f"of the run `--from-run` '{args.from_run}'; leave it out.")
     from dataclasses import replace
 

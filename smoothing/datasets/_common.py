@@ -198,8 +198,9 @@ def data_root(path: str | os.PathLike[str], what: str) -> Path:
 
 
 def resolve_inside(root: Path, relpath: str | os.PathLike[str], what: str, *,
-                   follow_symlinks: bool = False) -> Path:
-    """The file ``root / relpath``, refused if it lies outside ``root``.
+                   follow_symlinks: bool = False, folder: bool = False) -> Path:
+    """The file (or, with ``folder``, the folder) ``root / relpath``, refused if it
+    lies outside ``root``.
 
     Parameters
     ----------
@@ -212,6 +213,8 @@ def resolve_inside(root: Path, relpath: str | os.PathLike[str], what: str, *,
     follow_symlinks : bool, default False
         Accept a file whose symbolic links lead outside ``root``. A link that stays
         inside ``root`` is always fine.
+    folder : bool, default False
+        ``root / relpath`` must be a folder instead of a file.
 
     Returns
     -------
@@ -222,7 +225,7 @@ def resolve_inside(root: Path, relpath: str | os.PathLike[str], what: str, *,
     Raises
     ------
     FileNotFoundError
-        If the file does not exist (naming ``root / relpath``).
+        If the file (folder) does not exist (naming ``root / relpath``).
     ValueError
         If ``relpath`` climbs out of ``root`` (``..``, an absolute path), or, unless
         ``follow_symlinks``, the file's real path lies outside ``root``.
@@ -248,7 +251,7 @@ def resolve_inside(root: Path, relpath: str | os.PathLike[str], what: str, *,
     path = root / relpath
     if not Path(os.path.normpath(path)).is_relative_to(root):
         raise ValueError(f"{what} '{path}' is outside the data root '{root}'.")
-    existing_file(path, what)
+    (existing_dir if folder else existing_file)(path, what)
     if follow_symlinks:
         return path
     real = Path(os.path.realpath(path))

@@ -24,8 +24,9 @@ from smoothing.datasets._common import (
     ImageSample,
     check_index,
     check_size,
-    existing_dir,
+    data_root,
     read_label_png,
+    resolve_inside,
     to_sample,
 )
 
@@ -46,25 +47,22 @@ def _plain_name(name: str, what: str) -> str:
     return name
 
 
-def _inside(root: Path, path: Path) -> Path:
-    """``path`` resolved (symlinks followed), refused if it leaves ``root``."""
-    resolved = path.resolve()
-    if not resolved.is_relative_to(root):
-        raise ValueError(f"'{path}' leads outside the data root '{root}' (to '{resolved}'): "
-                         "symbolic links and paths out of the root are refused.")
-    return resolved
+def _list(folder: Path, root: Path, suffixes: tuple[str, ...], what: str,
+          follow_symlinks: bool) -> dict[str, Path]:
+    """``{stem: file}`` of a folder; hidden files are skipped, anything else is refused.
 
-
-def _list(folder: Path, root: Path, suffixes: tuple[str, ...], what: str) -> dict[str, Path]:
-    """``{stem: file}`` of a folder; hidden files are skipped, anything else is refused."""
+    Every file is confined to ``root`` (:func:`~smoothing.datasets._common.resolve_inside`)
+    unless ``follow_symlinks``.
+    """
     files: dict[str, Path] = {}
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             continue
-        path = _inside(root, entry)
-        if not path.is_file():
+        if not entry.is_file():  # a folder, a broken link, a device
             raise ValueError(f"{what} folder '{folder}' holds '{entry.name}', which is not a "
                              "file; the folder must hold files only.")
+        resolve_inside(root, entry.relative_to(root), f"{what} file",
+                       follow_symlinks=follow_symlinks)
         if entry.suffix.lower() not in suffixes:
             raise ValueError(f"{what} file '{entry}' has suffix {entry.suffix!r}; accepted: "
                              f"{', '.join(suffixes)}.")
@@ -173,7 +171,7 @@ class FolderDataset:
     ----------
     root : str or os.PathLike
         The data root. Every file must resolve inside it: symbolic links that lead
-        out of the root are refused.
+        out of the root are refused (unless ``follow_symlinks``).
     num_classes : int
         Number of classes, 2..255; labels are ``0 .. num_classes - 1``.
     ignore_index : int, default 255
@@ -191,6 +189,10 @@ class FolderDataset:
         neighbour.
     images, masks : str, default 'images', 'masks'
         Names of the two folders.
+    follow_symlinks : bool, default False
+        Accept files and folders whose symbolic links lead outside ``root``
+        (:func:`~smoothing.datasets._common.resolve_inside`, as the other readers);
+        ``split``, ``images`` and ``masks`` must still be names inside the root.
 
     Attributes
     ----------
@@ -237,7 +239,7 @@ class FolderDataset:
                  ignore_index: int = IGNORE_INDEX, class_names: Sequence[str] | None = None,
                  split: str | None = None, channels: int = 3,
                  size: tuple[int, int] | None = None, images: str = "images",
-                 masks: str = "masks") -> None:
+                 masks: str = "masks", follow_symlinks: bool = False) -> None:
         from smoothing._sampling import check_int
 
         self.num_classes = check_int(num_classes, "num_classes", low=2)
@@ -260,15 +262,16 @@ class FolderDataset:
             self.classes = names
         self.channels = check_int(channels, "channels")
         self.size = check_size(size)
-        self.root = existing_dir(Path(root).expanduser(), "data root").resolve()
-        base = self.root / _plain_name(split, "split") if split is not None else self.root
+        self.follow_symlinks = bool(follow_symlinks)
+        self.root = data_root(Path(root).expanduser(), "data root")
+        base = Path(_plain_name(split, "split")) if split is not None else Path()
         self.split = split
-        image_dir = existing_dir(_inside(self.root, base / _plain_name(images, "images")),
-                                 "image folder")
-        mask_dir = existing_dir(_inside(self.root, base / _plain_name(masks, "masks")),
-                                "mask folder")
-        found = _list(image_dir, self.root, IMAGE_SUFFIXES, "image")
-        labels = _list(mask_dir, self.root, MASK_SUFFIXES, "mask")
+        image_dir, mask_dir = (
+            resolve_inside(self.root, base / _plain_name(name, what), f"{what[:-1]} folder",
+                           follow_symlinks=self.follow_symlinks, folder=True)
+            for name, what in ((images, "images"), (masks, "masks")))
+        found = _list(image_dir, self.root, IMAGE_SUFFIXES, "image", self.follow_symlinks)
+        labels = _list(mask_dir, self.root, MASK_SUFFIXES, "mask", self.follow_symlinks)
         if not found:
             raise ValueError(f"the image folder '{image_dir}' holds no images "
                              f"({', '.join(IMAGE_SUFFIXES)}).")
@@ -291,8 +294,8 @@ class FolderDataset:
 
     def __getitem__(self, index: int) -> ImageSample:
         image_path, mask_path = self.files[check_index(index, len(self))]
-        image = read_image(_inside(self.root, image_path), self.channels)
-        raw = read_mask(_inside(self.root, mask_path))
+        image = read_image(self._resolve(image_path, "image file"), self.channels)
+        raw = read_mask(self._resolve(mask_path, "mask file"))
         if raw.shape != image.shape[1:]:
             raise ValueError(f"label file '{mask_path}' is {raw.shape[0]} x {raw.shape[1]} but "
                              f"its image '{image_path}' is {image.shape[1]} x "
@@ -307,12 +310,20 @@ class FolderDataset:
         label = np.where(ignored, IGNORE_INDEX, raw)
         return to_sample(image, label, self.size)
 
+    def _resolve(self, path: Path, what: str) -> Path:
+        """A listed file, confined to the root again when it is opened."""
+        return resolve_inside(self.root, path.relative_to(self.root), what,
+                              follow_symlinks=self.follow_symlinks)
+
     def fingerprint(self) -> str:
-        """SHA-256 of the settings, the file names and every file's bytes."""
+        """SHA-256 of the settings, the file names and every file's bytes.
+
+        The root's location is not part of it: a moved folder keeps its fingerprint.
+        """
         h = hashlib.sha256(repr((self.num_classes, self.ignore_index, self.channels,
                                  self.size, self.split)).encode())
         for image_path, mask_path in self.files:
-            for p in (image_path, mask_path):
-                h.update(str(p.relative_to(self.root)).encode())
-                h.update(hashlib.sha256(p.read_bytes()).digest())
+            for p, what in ((image_path, "image file"), (mask_path, "mask file")):
+                h.update(p.relative_to(self.root).as_posix().encode())
+                h.update(hashlib.sha256(self._resolve(p, what).read_bytes()).digest())
         return h.hexdigest()

@@ -46,9 +46,10 @@ FORMAT = "segcertify.run"
 #: 2: one sampling per (sigma, n) shared by every tau; 1: a sampling per tau.
 FORMAT_VERSION = 3
 #: Options that may change between a run and its resume (their location only; a
-#: hierarchical run compares its hierarchy by ``derived.hierarchy_sha256``).
+#: hierarchical run compares its hierarchy by ``derived.hierarchy_sha256``, a folder
+#: data set its files by ``derived.dataset_fingerprint``; ``class_names`` are names).
 NOT_COMPARED = frozenset({"checkpoint", "data_root", "trust_program", "follow_symlinks",
-                          "hierarchy"})
+                          "hierarchy", "class_names"})
 #: Run kinds: what a folder's records are.
 KINDS = {"certify": ("base", "certify"), "radius_maps": ("radius_map",)}
 #: Options a radius map does not depend on (its sampling and bounds use none of them).
@@ -141,7 +142,7 @@ def _opt_str(v: object) -> bool:
 _CONFIG_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
     "dataset": (lambda v: isinstance(v, str), "a string"),
     "sampler": (lambda v: isinstance(v, str), "a string"),
-    "split": (lambda v: isinstance(v, str), "a string"),
+    "split": (_opt_str, "a string or null"),
     "model": (_opt_str, "a string or null"),
     "checkpoint": (_opt_str, "a string or null"),
     "correction": (lambda v: isinstance(v, str), "a string"),

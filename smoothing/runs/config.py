@@ -22,9 +22,11 @@ from smoothing.segcertify import CERTIFYING_CORRECTIONS
 
 __all__ = [
     "DATASETS",
+    "FOLDER_OPTIONS",
     "HIERARCHY_OPTIONS",
     "HIERARCHY_RULES",
     "MAX_BATCH_SIZE",
+    "MAX_CHANNELS",
     "MAX_IMAGE_PIXELS",
     "MAX_INDEX",
     "MAX_K",
@@ -60,13 +62,15 @@ MAX_INDEX = 2**40
 MAX_K = 2**63 - 1
 #: ``seed`` and ``data_seed`` are unsigned 64-bit integers.
 MAX_SEED = 2**64 - 1
+#: Largest ``channels`` of a folder data set's images.
+MAX_CHANNELS = 1024
 
 # --------------------------------------------------------------------------- tables
 @dataclass(frozen=True)
 class DatasetInfo:
     kind: str  # 'image' or 'points'
     synthetic: bool
-    default_split: str
+    default_split: str | None  # None: the folder data set's root itself
     default_model: str | None
     default_num_inputs: int | None
 
@@ -78,6 +82,7 @@ DATASETS: dict[str, DatasetInfo] = {
     "cityscapes": DatasetInfo("image", False, "val", None, None),
     "pascal-context": DatasetInfo("image", False, "val", None, None),
     "shapenet-part": DatasetInfo("points", False, "test", None, None),
+    "folder": DatasetInfo("image", False, None, None, None),
 }
 
 #: Sampler names -> (class, parameter that ``sigma`` sets, point clouds only?).
@@ -90,6 +95,8 @@ SAMPLERS: dict[str, tuple[type[samplers.Sampler], str, bool]] = {
 
 #: The options of a hierarchical run (left out of a flat run's ``config.json``).
 HIERARCHY_OPTIONS: tuple[str, ...] = ("hierarchy", "hierarchy_rule")
+#: The options of ``dataset='folder'`` (:class:`smoothing.datasets.FolderDataset`) only.
+FOLDER_OPTIONS: tuple[str, ...] = ("num_classes", "ignore_index", "class_names", "channels")
 #: Rules of a hierarchical run (:data:`smoothing.hierarchical.RULES`).
 HIERARCHY_RULES: tuple[str, ...] = ("nested", "adaptive")
 #: Precisions of the model's forward pass (:data:`smoothing._precision.PRECISIONS`).
@@ -97,7 +104,8 @@ PRECISION_NAMES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 #: Options left out of ``config.json`` (and so of the run's digest) while they hold
 #: their default: a run folder written before they existed keeps its digest, and a
 #: resume of it with the defaults is the same run.
-OMITTED_AT_DEFAULT: dict[str, Any] = {"precision": "float32", "compile": False}
+OMITTED_AT_DEFAULT: dict[str, Any] = {"precision": "float32", "compile": False,
+                                      **dict.fromkeys((*FOLDER_OPTIONS, "output_key"))}
 
 # --------------------------------------------------------------------------- config
 @dataclass(frozen=True)
@@ -109,8 +117,10 @@ class RunConfig:
 
     Parameters
     ----------
-    dataset : {'streets', 'parts', 'cityscapes', 'pascal-context', 'shapenet-part'}
-        The first two are built in; the others are read from ``data_root``.
+    dataset : {'streets', 'parts', 'cityscapes', 'pascal-context', 'shapenet-part', 'folder'}
+        The first two are built in; the others are read from ``data_root``;
+        ``'folder'`` is your own folder of images and label maps
+        (:class:`smoothing.datasets.FolderDataset`, with ``num_classes``).
     model : str, optional
         A built-in model (:func:`smoothing.models.list_models`); default:
         ``'streets-unet-sigma0.25'`` for streets, ``'parts-pointnet-normals-sigma0.25'``
@@ -125,12 +135,28 @@ class RunConfig:
         its weights (optional).
     model_kwargs : dict, optional
         JSON-like keyword arguments of ``model_factory``.
+    output_key : str, optional
+        The entry of a model that returns a dict or a tuple: a dict key, or a tuple
+        index written in digits (:class:`smoothing.adapters.OutputSelector` wraps the
+        model). Part of the run's identity.
     data_root, split : str, optional
         Folder of a real data set; split (default ``'val'``, ``'test'`` for
-        ShapeNet and the synthetic sets).
+        ShapeNet and the synthetic sets; none for ``'folder'``: ``data_root/images``
+        and ``data_root/masks``, else ``data_root/{split}/...``).
     image_size : (int, int), optional
         (height, width): the synthetic scenes' size (default (64, 128)); resizes the
-        images of Cityscapes / Pascal Context (default: native size).
+        images of Cityscapes / Pascal Context / a folder (default: native size).
+    num_classes : int, optional
+        The classes of a ``'folder'`` data set (required there, in [2, 255]; an
+        error with the other data sets, whose classes are known).
+    ignore_index : int, optional
+        The label of unlabelled pixels in a folder's mask files (default 255); any
+        integer outside ``0 .. num_classes - 1``.
+    class_names : tuple of str, optional
+        One name per class of a folder data set (default ``'0'``, ``'1'``, ...);
+        names only, so not compared on a resume.
+    channels : int, optional
+        Image channels of a folder data set (default 3; in [1, :data:`MAX_CHANNELS`]).
     num_points : int, default 2048
         Points per cloud (parts, shapenet-part), at most :data:`MAX_NUM_POINTS` (2**22).
     data_seed : int, default 0
@@ -234,10 +260,15 @@ class RunConfig:
     hierarchy_rule: str = "nested"
     precision: str = "float32"
     compile: bool | str = False
+    num_classes: int | None = None
+    ignore_index: int | None = None
+    class_names: tuple[str, ...] | None = None
+    channels: int | None = None
+    output_key: str | None = None
 
     def __post_init__(self) -> None:
         # a scalar is a one-point grid; lists become tuples (hashable, comparable)
-        for name in ("sigma", "n", "tau", "image_size"):
+        for name in ("sigma", "n", "tau", "image_size", "class_names"):
             value = getattr(self, name)
             if isinstance(value, int | float) and name != "image_size":
                 object.__setattr__(self, name, (value,))
@@ -248,15 +279,18 @@ class RunConfig:
         """The options as JSON-ready values (tuples become lists).
 
         A flat run (``hierarchy`` None) leaves out ``hierarchy`` and ``hierarchy_rule``,
-        and the options of :data:`OMITTED_AT_DEFAULT` are left out at their default,
-        so that its ``config.json`` (and digest) is that of earlier versions.
+        and the options of :data:`OMITTED_AT_DEFAULT` are left out at their default
+        (precision, compile, and the folder and output options while ``None``), so that
+        its ``config.json`` (and digest) is that of earlier versions.
 
         Examples
         --------
-        >>> "precision" in RunConfig().to_dict()
-        False
+        >>> "precision" in RunConfig().to_dict(), "num_classes" in RunConfig().to_dict()
+        (False, False)
         >>> RunConfig(precision="bfloat16").to_dict()["precision"]
         'bfloat16'
+        >>> RunConfig(dataset="folder", num_classes=3).to_dict()["num_classes"]
+        3
         """
         out = json.loads(json.dumps(asdict(self)))
         if self.hierarchy is None:
@@ -391,7 +425,58 @@ def check_config(cfg: RunConfig, custom: DatasetInfo | None = None) -> None:
     check_forward_options(cfg)
     if cfg.image_size is not None:
         _check_image_size(cfg.image_size)
+    check_folder_options(cfg)
     check_hierarchy_options(cfg)
+    if cfg.output_key is not None and (not isinstance(cfg.output_key, str)
+                                       or not cfg.output_key.strip()):
+        raise TypeError(f"`output_key` must be a dict key or a tuple index in digits (a "
+                        f"non-empty string); got {cfg.output_key!r}.")
+
+
+def check_folder_options(cfg: RunConfig) -> None:
+    """The options of ``dataset='folder'``: ``num_classes`` required there, and these
+    four options refused with every other data set (whose classes are known).
+
+    Examples
+    --------
+    >>> check_folder_options(RunConfig(dataset="folder", num_classes=2, class_names=("a", "b")))
+    >>> check_folder_options(RunConfig(dataset="streets", num_classes=3))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `num_classes` applies to dataset 'folder' only (dataset 'streets' has its ...
+    """
+    if cfg.dataset != "folder":
+        for name in FOLDER_OPTIONS:
+            if getattr(cfg, name) is not None:
+                raise ValueError(f"`{name}` applies to dataset 'folder' only (dataset "
+                                 f"{cfg.dataset!r} has its own classes); leave it out.")
+        return
+    if cfg.num_classes is None:
+        raise ValueError("dataset 'folder' needs `num_classes` (the number of classes of its "
+                         "label maps, 2 to 255).")
+    classes = check_bounded(cfg.num_classes, "num_classes", 2, 255, "255")
+    if cfg.ignore_index is not None:
+        check_bounded(cfg.ignore_index, "ignore_index", -(2**63), 2**63 - 1, "2**63 - 1")
+        if 0 <= cfg.ignore_index < classes:
+            raise ValueError(f"`ignore_index` must not be a class (0..{classes - 1}); got "
+                             f"{cfg.ignore_index!r}.")
+    if cfg.channels is not None:
+        check_bounded(cfg.channels, "channels", 1, MAX_CHANNELS, str(MAX_CHANNELS))
+    names = cfg.class_names
+    if names is not None and (
+            isinstance(names, str) or not isinstance(names, Sequence) or len(names) != classes
+            or not all(isinstance(n, str) and n.strip() for n in names)):
+        raise ValueError(f"`class_names` must be {classes} non-empty names, one per class "
+                         f"(`num_classes` {classes}); got {_short_list(names)}.")
+    if names is not None and len(set(names)) != len(names):
+        dup = next(n for n in names if list(names).count(n) > 1)
+        raise ValueError(f"`class_names` names {dup!r} twice.")
+
+
+def _short_list(values: object) -> str:
+    text = repr(list(values)) if isinstance(values, Sequence) and not isinstance(
+        values, str) else repr(values)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def check_hierarchy_options(cfg: RunConfig) -> None:

@@ -50,6 +50,7 @@ from smoothing.runs.config import (
 )
 from smoothing.runs.loading import (
     OnGrid,
+    checkpoint_info,
     custom_data,
     data_fingerprint,
     dataset_classes,
@@ -500,9 +501,11 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     dev = resolve_device(device)
     info = custom or DATASETS[config.dataset]
     if custom is None:
-        num_classes = dataset_classes(config.dataset)
+        num_classes = dataset_classes(config)
+    trained = None
     if model is None:
         model, sha, cfg, description = load_any_model(config, num_classes, dev)
+        trained = checkpoint_info(config)
     else:
         model, sha, cfg, description = given_model(config, model, dev)
     kind, layout = model_kind(model, info.kind)
@@ -519,14 +522,17 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
         )
     cfg = replace(cfg, split=cfg.split or info.default_split,
                   num_inputs=cfg.num_inputs or info.default_num_inputs,
-                  sigma=default_sigma(cfg, model))
+                  sigma=default_sigma(cfg, model, trained))
     if cfg.dataset == "streets":
         cfg = replace(cfg, image_size=tuple(cfg.image_size or (64, 128)))
     if cfg.data_root is not None:
         cfg = replace(cfg, data_root=str(Path(cfg.data_root).expanduser().resolve()))
+    if cfg.dataset == "folder":  # the defaults, recorded
+        cfg = replace(cfg, ignore_index=IGNORE_INDEX if cfg.ignore_index is None
+                      else cfg.ignore_index, channels=cfg.channels or 3)
     hierarchy = None
     if cfg.hierarchy is not None:  # before the data set opens: a bad file stops here
-        hierarchy, spec = resolve_hierarchy(cfg.hierarchy, num_classes)
+        hierarchy, spec = resolve_hierarchy(cfg.hierarchy, cfg.class_names or num_classes)
         cfg = replace(cfg, hierarchy=spec)
     normals = getattr(model, "in_channels", 3) == 6
     length = cfg.start + cfg.stride * (cfg.num_inputs - 1) + 1 if info.synthetic else None
@@ -534,6 +540,9 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
     indices = select_inputs(cfg, len(dataset))
     cfg = replace(cfg, num_inputs=len(indices))
     fingerprint = data_fingerprint(dataset, indices) if data is not None else None
+    if cfg.dataset == "folder":  # its files' bytes: a resume with edited files is refused
+        check_items(dataset, indices)
+        fingerprint = dataset.fingerprint()
     if cfg.quantize_bits is not None:
         dataset = OnGrid(dataset, cfg.quantize_bits)
     probe_batches(probe, dataset[indices[0]][0], cfg)  # a fixed batch size fails here
@@ -541,8 +550,8 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
                           num_classes=num_classes)
     check_k_components(cfg.k, first.numel())  # k-FWER with k > N promises nothing
     grid = plan_grid(cfg, first.numel())
-    samplers_ = {s: make_sampler(cfg.sampler, s, kind, cfg.axis, cfg.quantize_bits)
-                 for s in cfg.sigma}
+    samplers_ = {s: make_sampler(cfg.sampler, s, kind, cfg.axis, cfg.quantize_bits,
+                                 cfg.channels or 3) for s in cfg.sigma}
     certifiers = {g.key: _certifier(forward, samplers_[g.sigma], g, cfg, num_classes, layout,
                                     hierarchy) for g in grid}
     record = config_record(cfg, sha, num_classes, layout, kind, len(dataset), grid, dev)
@@ -553,8 +562,18 @@ def prepare(config: RunConfig, *, device: str | torch.device = "auto",
         record["derived"]["model_description"] = description
     if fingerprint is not None:
         record["derived"]["dataset_fingerprint"] = fingerprint
+    if trained is not None:  # how the checkpoint was trained: shown, not compared
+        record["checkpoint_metadata"] = trained
     return CertificationRun(cfg, model, dataset, indices, grid, record, dev, layout,
                             num_classes, certifiers, hierarchy, forward)
+
+
+def check_items(dataset: Any, indices: range) -> None:
+    """Read every selected item once, so that a file that cannot be decoded, a label
+    outside the classes or a mask of another size stops the run before anything is
+    written (the error names the file)."""
+    for index in indices:
+        dataset[index]
 
 
 def _certifier(model: Any, sampler: Any, g: GridPoint, cfg: RunConfig, num_classes: int,

@@ -7,6 +7,8 @@ Everything a file names is checked here before a run writes anything
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import samplers
 from smoothing._io import file_sha256
 from smoothing.runs.config import DATASETS, MAX_IMAGE_PIXELS, SAMPLERS, DatasetInfo, RunConfig
 
-__all__ = ["predict_clean"]
+__all__ = ["predict_clean", "training_summary"]
 
 
 #: Device types a run computes on (``meta`` holds no data; others are untested).
@@ -87,7 +89,43 @@ def load_builtin_model(cfg: RunConfig, num_classes: int,
 def load_any_model(cfg: RunConfig, num_classes: int, device: torch.device
                     ) -> tuple[Any, str, RunConfig, str | None]:
     """:func:`load_builtin_model`, or a user's model (factory, TorchScript, exported program);
-    the last item describes a user's model (``None`` for the built-in kinds)."""
+    the last item describes a user's model (``None`` for the built-in kinds).
+
+    With ``cfg.output_key`` the model is wrapped in
+    :class:`~smoothing.adapters.OutputSelector` (:func:`select_output`).
+    """
+    model, sha, cfg, description = _load_model(cfg, num_classes, device)
+    return select_output(model, cfg.output_key), sha, cfg, description
+
+
+def select_output(model: Any, key: str | None) -> Any:
+    """``model`` wrapped in :class:`~smoothing.adapters.OutputSelector` when ``key`` is
+    given (``--output-key``: a dict key, or a tuple index in digits), else itself.
+
+    Examples
+    --------
+    >>> import torch
+    >>> class Twice(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return x, 2 * x
+    >>> select_output(Twice(), "1")(torch.ones(1)).tolist()
+    [2.0]
+    """
+    if key is None:
+        return model
+    from smoothing.adapters import OutputSelector
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"`output_key` needs a torch.nn.Module model; got a "
+                        f"{type(model).__name__}: return the logits from it directly.")
+    selector = OutputSelector(model, key)
+    if hasattr(model, "in_channels"):  # a point-cloud model that reads the normals
+        selector.in_channels = model.in_channels
+    return selector
+
+
+def _load_model(cfg: RunConfig, num_classes: int, device: torch.device
+                ) -> tuple[Any, str, RunConfig, str | None]:
     from smoothing.models import user
 
     if cfg.model_kwargs is not None and cfg.model_factory is None:
@@ -112,6 +150,8 @@ def load_any_model(cfg: RunConfig, num_classes: int, device: torch.device
 
 def open_dataset(cfg: RunConfig, normals: bool,
                   length: int | None) -> torch.utils.data.Dataset:
+    """The data set of ``cfg`` (``length`` items of a synthetic one; ``normals``: the
+    point clouds with their normals)."""
     from smoothing import datasets as D
 
     split = cfg.split or DATASETS[cfg.dataset].default_split
@@ -128,13 +168,29 @@ def open_dataset(cfg: RunConfig, normals: bool,
     if cfg.dataset == "pascal-context":
         return D.PascalContext59(root, split, size=size,
                                  follow_symlinks=cfg.follow_symlinks)
+    if cfg.dataset == "folder":
+        return D.FolderDataset(
+            root, cfg.num_classes,  # type: ignore[arg-type]  # check_config requires it
+            ignore_index=D.IGNORE_INDEX if cfg.ignore_index is None else cfg.ignore_index,
+            class_names=cfg.class_names, split=cfg.split,
+            channels=3 if cfg.channels is None else cfg.channels, size=size,
+            follow_symlinks=cfg.follow_symlinks)
     return D.ShapeNetPart(root, split, num_points=cfg.num_points, normals=normals,
                           seed=cfg.data_seed, follow_symlinks=cfg.follow_symlinks)
 
 
-def dataset_classes(name: str) -> int:
+def dataset_classes(cfg: RunConfig | str) -> int:
+    """The number of classes of the data set of ``cfg`` (or of the data set named so):
+    a built-in reader's, or ``cfg.num_classes`` for ``'folder'``."""
     from smoothing import datasets as D
 
+    if isinstance(cfg, RunConfig):
+        if cfg.dataset == "folder":
+            if cfg.num_classes is None:
+                raise ValueError("dataset 'folder' needs `num_classes`.")
+            return int(cfg.num_classes)
+        cfg = cfg.dataset
+    name = cfg
     return {
         "streets": D.SyntheticStreets, "parts": D.SyntheticParts, "cityscapes": D.Cityscapes,
         "pascal-context": D.PascalContext59, "shapenet-part": D.ShapeNetPart,
@@ -171,7 +227,7 @@ def model_kind(model: Any, dataset_kind: str = "image") -> tuple[str, str]:
 
 
 def make_sampler(name: str, sigma: float, kind: str, axis: str | None = None,
-                 quantize_bits: int | None = None) -> samplers.Sampler:
+                 quantize_bits: int | None = None, channels: int = 3) -> samplers.Sampler:
     cls, param, points_only = SAMPLERS[name]
     if points_only and kind != "points":
         raise ValueError(f"sampler {name!r} rotates point clouds; the data set holds images.")
@@ -179,9 +235,10 @@ def make_sampler(name: str, sigma: float, kind: str, axis: str | None = None,
         if kind != "image":
             raise ValueError("`quantize_bits` applies to images; the data set holds point "
                              "clouds.")
-        # every image a run accepts: at most MAX_IMAGE_PIXELS pixels of 3 channels
+        # every image a run accepts: at most MAX_IMAGE_PIXELS pixels of 3 channels (or
+        # of a folder's `channels`, when it has more)
         return samplers.Quantized(cls(sigma), bits=quantize_bits,
-                                  max_dim=3 * MAX_IMAGE_PIXELS)
+                                  max_dim=max(3, channels) * MAX_IMAGE_PIXELS)
     if cls in (samplers.GaussianL2, samplers.LaplaceL1):
         return cls(sigma, point_cloud=kind == "points")
     if axis is not None:
@@ -189,11 +246,29 @@ def make_sampler(name: str, sigma: float, kind: str, axis: str | None = None,
     return cls(sigma)
 
 
-def default_sigma(cfg: RunConfig, model: torch.nn.Module) -> tuple[float, ...]:
+#: The sampler class names of ``metadata["sampler"]`` (``repr`` of the training
+#: sampler, :func:`smoothing.train.train_for_smoothing`) -> the run's sampler name.
+_SAMPLER_CLASSES = {"GaussianL2": "gaussian", "LaplaceL1": "laplace",
+                    "RotationZ": "rotation-z", "Rotation3D": "rotation-3d"}
+
+
+def default_sigma(cfg: RunConfig, model: Any,
+                  metadata: Mapping[str, Any] | None = None) -> tuple[float, ...]:
+    """``cfg.sigma``, else the training noise level of the model: ``metadata["sigma"]``
+    of its checkpoint (or ``model.metadata``) when it was trained with the run's
+    sampler (a built-in model's metadata names none: Gaussian)."""
     if cfg.sigma is not None:
         return tuple(float(s) for s in cfg.sigma)
-    sigma = getattr(model, "metadata", {}).get("sigma")
-    if cfg.sampler == "gaussian" and isinstance(sigma, int | float) and sigma > 0:
+    meta = metadata if metadata else getattr(model, "metadata", None)
+    meta = meta if isinstance(meta, Mapping) else {}
+    sigma, trained = meta.get("sigma"), meta.get("sampler")
+    if isinstance(trained, str):  # e.g. "GaussianL2(sigma=0.25, ...)", "Quantized(base=..."
+        name = trained.removeprefix("Quantized(base=").split("(", 1)[0]
+        same = _SAMPLER_CLASSES.get(name) == cfg.sampler
+    else:
+        same = cfg.sampler == "gaussian"
+    if same and isinstance(sigma, int | float) and not isinstance(sigma, bool) \
+            and math.isfinite(sigma) and sigma > 0:
         return (float(sigma),)
     raise ValueError(
         "`sigma` is required: the model records no training noise level for the "
@@ -201,11 +276,87 @@ def default_sigma(cfg: RunConfig, model: torch.nn.Module) -> tuple[float, ...]:
     )
 
 
+def checkpoint_info(cfg: RunConfig) -> dict[str, Any] | None:
+    """The metadata of ``cfg.checkpoint`` when it is a plain torch file (a built-in
+    architecture's checkpoint or a model factory's weights,
+    :func:`smoothing.train.checkpoint_metadata`), made JSON-safe; ``None`` without
+    such a checkpoint (none, TorchScript, an exported program) or metadata."""
+    if cfg.checkpoint is None:
+        return None
+    from smoothing.models.user import checkpoint_kind
+    from smoothing.train import checkpoint_metadata
+
+    path = Path(cfg.checkpoint).expanduser()
+    if checkpoint_kind(path) != "torch":
+        return None
+    meta = json_safe(checkpoint_metadata(path))
+    return meta or None
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON values: non-finite floats become ``None``, tuples lists,
+    other objects their ``str``; nesting deeper than 32 levels is cut to ``str``.
+
+    Examples
+    --------
+    >>> json_safe({"sigma": 0.25, "loss": float("nan"), "shape": (2, 3), 1: object})
+    {'sigma': 0.25, 'loss': None, 'shape': [2, 3], '1': "<class 'object'>"}
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth < 32 and isinstance(value, Mapping):
+        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if depth < 32 and isinstance(value, list | tuple):
+        return [json_safe(v, depth + 1) for v in value]
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return json_safe(value.item(), depth)
+    return str(value)
+
+
+def training_summary(metadata: Mapping[str, Any] | None) -> str | None:
+    """One line on how a checkpoint was trained, from its metadata (``None`` if it
+    records nothing of it): method, sigma, epochs, seed and the data fingerprint's
+    first 12 hex digits, those that are present.
+
+    Examples
+    --------
+    >>> training_summary({"sigma": 0.25, "sampler": "GaussianL2(sigma=0.25, point_cloud=False)",
+    ...                   "train": {"method": "noise", "epochs": 3, "seed": 0,
+    ...                             "data_fingerprint": "0123456789abcdef"}})
+    'method noise, sampler GaussianL2, sigma 0.25, 3 epochs, seed 0, data 0123456789ab'
+    >>> training_summary({}) is None
+    True
+    """
+    if not metadata:
+        return None
+    train = metadata.get("train")
+    train = train if isinstance(train, Mapping) else {}
+    parts = []
+    if isinstance(train.get("method"), str):
+        parts.append(f"method {train['method']}")
+    if isinstance(metadata.get("sampler"), str):
+        parts.append(f"sampler {metadata['sampler'].split('(', 1)[0]}")
+    if isinstance(metadata.get("sigma"), int | float) and not isinstance(metadata["sigma"], bool):
+        parts.append(f"sigma {metadata['sigma']:g}")
+    epochs = train.get("epochs", metadata.get("epochs"))
+    if isinstance(epochs, int) and not isinstance(epochs, bool):
+        parts.append(f"{epochs} epoch{'s' if epochs != 1 else ''}")
+    seed = train.get("seed", metadata.get("seed"))
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        parts.append(f"seed {seed}")
+    fingerprint = train.get("data_fingerprint")
+    if isinstance(fingerprint, str) and fingerprint:
+        parts.append(f"data {fingerprint[:12]}")
+    return ", ".join(parts) or None
+
+
 
 def predict_clean(model: torch.nn.Module, x: torch.Tensor, *, layout: str,
                   num_classes: int) -> torch.Tensor:
     """The base model's labels for ONE clean input (shape of the components, CPU int64)."""
-    from smoothing._sampling import model_device, set_eval
+    from smoothing._sampling import check_output, model_device, set_eval
 
     device = model_device(model, x)
     set_eval(model)
@@ -216,6 +367,7 @@ def predict_clean(model: torch.nn.Module, x: torch.Tensor, *, layout: str,
         raise ValueError(
             f"the model cannot process an input of shape {tuple(x.shape)}: {err}"
         ) from err
+    out = check_output(out)  # a dict or tuple: the message names `--output-key`
     if layout == "BCHW":
         expected, class_dim = (1, num_classes, *x.shape[1:]), 1
     else:
@@ -280,7 +432,8 @@ def given_model(cfg: RunConfig, model: Any, device: torch.device
                         f"{type(model).__name__}.")
     if isinstance(model, torch.nn.Module):
         model = model.to(device).eval()
-    return model, user.model_fingerprint(model), cfg, user.describe_model(model)
+    fingerprint, description = user.model_fingerprint(model), user.describe_model(model)
+    return select_output(model, cfg.output_key), fingerprint, cfg, description
 
 
 

@@ -410,7 +410,13 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         # an option of OMITTED_AT_DEFAULT is absent at its default: name that default
         a, b = (old.get(key, OMITTED_AT_DEFAULT.get(key)),
                 new.get(key, OMITTED_AT_DEFAULT.get(key)))
-        if a != b:
+        if a == b:
+            continue
+        if key == "dataset_fingerprint" and isinstance(a, str) and isinstance(b, str):
+            diffs.append(f"the data changed since the run started, a file under `data_root` "
+                         f"was edited, added or removed: `dataset_fingerprint` {a[:12]}... -> "
+                         f"{b[:12]}...")
+        else:
             diffs.append(f"`{key}` {json.dumps(a)} -> {json.dumps(b)}")
     return diffs
 

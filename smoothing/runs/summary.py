@@ -290,8 +290,9 @@ def summarize(out_dir: str | os.PathLike[str]) -> Summary:
     rows.sort(key=lambda r: (r["method"] != "base", r["sigma"] or 0, r["tau"] or 0, r["n"] or 0))
     model = (config.get("model") or blob.get("derived", {}).get("model_description")
              or f"checkpoint {Path(config.get('checkpoint') or '').name}")
+    split = "" if config["split"] is None else f" ({config['split']})"  # a folder: none
     header = (
-        f"model `{model}` · dataset `{config['dataset']}` ({config['split']}) · sampler "
+        f"model `{model}` · dataset `{config['dataset']}`{split} · sampler "
         f"`{_sampler_name(config)}` · alpha = {config['alpha']} · seed {config['seed']}"
     )
     if hierarchy is not None:  # a built-in name, or a file's name

@@ -70,7 +70,7 @@ ARCH_FACTORIES: dict[str, str] = {"unet": "smoothing.models:SmallUNet",
 _CERTIFY_ONLY = ("n0", "n", "tau", "alpha", "correction", "k", "batch_size", "seed", "axis",
                  "skip_impossible", "hierarchy", "hierarchy_rule")
 #: RunConfig fields that do not change the trained weights (not compared on a resume).
-_NOT_COMPARED = ("trust_program", "follow_symlinks")
+_NOT_COMPARED = ("trust_program", "follow_symlinks", "class_names")
 _OWN_FILES = frozenset({RECORD_FILE, STATE_FILE, WEIGHTS_FILE})
 
 
@@ -256,7 +256,7 @@ def prepare_training(config: RunConfig, recipe: TrainRecipe, out: str | Path, *,
     _check_folder(out, None)
     dev = resolve_device(device)
     info = DATASETS[config.dataset]
-    num_classes = dataset_classes(config.dataset)
+    num_classes = dataset_classes(config)
     cfg = _start_model(config, num_classes)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)  # a fresh model's initial weights
@@ -280,7 +280,7 @@ def prepare_training(config: RunConfig, recipe: TrainRecipe, out: str | Path, *,
         cfg = replace(cfg, image_size=tuple(cfg.image_size or (64, 128)))
     if cfg.data_root is not None:
         cfg = replace(cfg, data_root=str(Path(cfg.data_root).expanduser().resolve()))
-    sampler = make_sampler(cfg.sampler, sigma, kind, None, cfg.quantize_bits)
+    sampler = make_sampler(cfg.sampler, sigma, kind, None, cfg.quantize_bits, cfg.channels or 3)
     normals = getattr(model, "in_channels", 3) == 6
     length = (cfg.start + cfg.stride * (cfg.num_inputs - 1) + 1 if info.synthetic
               else None)
