@@ -323,3 +323,32 @@ def test_default_sigma_only_from_the_same_sampler():
     assert default_sigma(RunConfig(sampler="rotation-z"), model, rotation) == (0.1,)
     with pytest.raises(ValueError, match="`sigma` is required"):
         default_sigma(RunConfig(), model, {"sigma": float("nan")})
+
+
+def test_train_on_a_folder_with_an_output_key_then_certify_the_checkpoint(data, factory,
+                                                                          tmp_path, capsys):
+    """``train`` takes the folder and ``--output-key`` through the same options and
+    loaders as ``certify``; its weights load into the factory's model for ``certify``."""
+    trained = tmp_path / "trained"
+    assert main(["train", "--dataset", "folder", "--data-root", str(data), "--num-classes",
+                 "3", "--model-factory", "own_models_cli:build_dict", "--output-key", "out",
+                 "--sigma", "0.25", "--epochs", "1", "--batch-size", "2", "--val-fraction",
+                 "0.2", "--device", "cpu", "--no-progress", "--out", str(trained)]) == 0
+    said = capsys.readouterr().out
+    assert "segcertify certify" in said and "--output-key out" in said, said
+    out = tmp_path / "run"
+    assert _certify(data, out, "--checkpoint", str(trained / "model.pt"), "--output-key",
+                    "out", model="own_models_cli:build_dict",
+                    fast=[a for a in FAST if a not in ("--sigma", "0.25")]) == 0
+    err = capsys.readouterr().err
+    assert "was trained with method noise" in err and "--sigma defaults to" in err, err
+    blob = json.loads((out / "config.json").read_text())
+    assert blob["config"]["sigma"] == [0.25] and blob["config"]["output_key"] == "out"
+    assert blob["checkpoint_metadata"]["train"]["method"] == "noise"
+    # the folder without --num-classes is one line for train too
+    assert main(["train", "--dataset", "folder", "--data-root", str(data),
+                 "--model-factory", "own_models_cli:build", "--sigma", "0.25", "--epochs", "1",
+                 "--out",
+                 str(tmp_path / "t2")]) == 2
+    assert "`--num-classes`" in _error(capsys)
+    assert not (tmp_path / "t2").exists()
