@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ torch = pytest.importorskip("torch")
 
 from smoothing.cli import build_parser, main  # noqa: E402
 from smoothing.cli import train as cli_train  # noqa: E402
-from smoothing.train import read_state  # noqa: E402
+from tests.test_train import kill_after_step  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -218,19 +216,7 @@ def test_model_factory_and_sigkill_resume_bit_identical(tmp_path, monkeypatch, c
     proc = subprocess.Popen([sys.executable, "-c", code, *argv, "--out", str(killed)],
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
-    state, deadline = killed / "train_state.pt", time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if state.is_file() and read_state(state)["step"] >= 2:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    killed_at = read_state(state)["step"]
+    killed_at = kill_after_step(proc, killed / "train_state.pt", 2)
     assert 2 <= killed_at < 6 and not (killed / "model.pt").exists()
 
     assert main([*argv, "--out", str(killed)]) == 0  # the same command: resumes

@@ -254,6 +254,23 @@ def test_resume_refuses_another_recipe(tmp_path):
     _train(tmp_path / "r", epochs=1, lr=0.02, resume=False)  # starts afresh
 
 
+def kill_after_step(proc: subprocess.Popen, state: Path, step: int) -> int:
+    """SIGKILL the training process ``proc`` once its state file ``state`` records at
+    least ``step`` optimiser steps; the step it recorded when killed."""
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if state.is_file() and read_state(state)["step"] >= step:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return read_state(state)["step"]
+
 @pytest.mark.skipif(os.name == "nt", reason="SIGKILL is POSIX")
 def test_resume_after_sigkill_gives_identical_weights(tmp_path):
     """A run killed (SIGKILL) mid-training and resumed ends with the weights of a run
@@ -264,19 +281,7 @@ def test_resume_after_sigkill_gives_identical_weights(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", code, str(out), str(HERE)], cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    state, deadline = out / "train_state.pt", time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if state.is_file() and read_state(state)["step"] >= 2:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    killed_at = read_state(state)["step"]
+    killed_at = kill_after_step(proc, out / "train_state.pt", 2)
     assert 2 <= killed_at < 9 and not (out / "model.pt").exists()
     resumed = _train(out)  # resume=True
     assert resumed.resumed_from == killed_at
