@@ -254,26 +254,37 @@ def draw_selfie_panel(npz: Path, out: Path) -> None:
 # ---------------------------------------------------------------------------
 # 2. nuclei microscopy
 # ---------------------------------------------------------------------------
-def run_nuclei(settings: Settings, *, seed: int, cache: str | None, out: Path,
-               progress: bool = True) -> list[dict[str, Any]]:
-    """Train on the left half, certify U-Net and Otsu on the right half; write outputs."""
-    from smoothing.real import (
-        OtsuSegmenter,
-        TrainConfig,
-        load_nuclei,
-        normalize_percentile,
-        otsu_segmentation,
-        predict_clean,
-        segmentation_scores,
-        split_columns,
-        train_nuclei_model,
-    )
+def nuclei_halves(cache: str | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train image, train labels, test image, test labels) of the nuclei image.
+
+    The spatial split of every nuclei experiment: the left half (512 x 256) for
+    training, the right half held out; the intensities are normalised by the
+    percentiles of the left half only, the labels are nucleus (1) vs background (0).
+    """
+    from smoothing.real import load_nuclei, normalize_percentile, split_columns
 
     data = load_nuclei(cache=cache)
     raw_train, _ = split_columns(data.image)
     image = normalize_percentile(data.image, reference=raw_train)  # percentiles: train part
     train_x, test_x = split_columns(image)
     train_y, test_y = split_columns(data.foreground)
+    return train_x, train_y, test_x, test_y
+
+
+def run_nuclei(settings: Settings, *, seed: int, cache: str | None, out: Path,
+               progress: bool = True) -> list[dict[str, Any]]:
+    """Train on the left half, certify U-Net and Otsu on the right half; write outputs."""
+    from smoothing.real import (
+        OtsuSegmenter,
+        TrainConfig,
+        otsu_segmentation,
+        predict_clean,
+        segmentation_scores,
+        train_nuclei_model,
+    )
+
+    train_x, train_y, test_x, test_y = nuclei_halves(cache)
     x = torch.from_numpy(np.ascontiguousarray(test_x))[None]  # (1, H, W)
     otsu_clean = otsu_segmentation(test_x)
     otsu_base = segmentation_scores(otsu_clean, test_y)
