@@ -9,8 +9,8 @@ distinct) in every certify command and every radius-maps command that samples (n
 trains 8 inputs for 1 epoch (``--num-inputs 8 --epochs 1``); every other option is the
 documented one, so a command that reuses another run's ``--out`` with other options
 fails here as it would for a reader. Blocks that
-need a real data set (``--data-root``) or several processes (``torchrun``) are left
-out.
+need a real data set (``--data-root``, except the "your own data" folder example,
+whose files the test makes) or several processes (``torchrun``) are left out.
 """
 
 from __future__ import annotations
@@ -90,12 +90,54 @@ def test_every_cli_block_uses_the_venv_paths():
             assert argv[0].startswith(".venv/bin/"), argv
 
 
-def test_cli_md_command_sequence_runs(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+#: The user's model module of the "Your own data and model" example.
+MY_MODELS = """
+import torch
+from torch import nn
+
+
+def build(num_classes=3):
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, num_classes, 1))
+"""
+
+
+def _own_data_and_model(folder: Path) -> None:
+    """What the "Your own data and model" example of docs/cli.md has beside it:
+    ``data/mine`` (5 RGB PNG images and label PNGs: 0 sky, 1 road, 2 car, 255
+    unlabelled), ``my_models.py`` and ``weights.pt``."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for sub in ("images", "masks"):
+        (folder / "data" / "mine" / sub).mkdir(parents=True)
+    for i in range(5):
+        label = np.zeros((24, 40), np.uint8)
+        label[12:] = 1
+        label[8:16, 4 * i:4 * i + 10] = 2
+        label[0, :3] = 255
+        image = (np.stack([label == c for c in range(3)], -1) * 180
+                 + rng.integers(0, 60, (24, 40, 3))).astype(np.uint8)
+        Image.fromarray(image).save(folder / "data" / "mine" / "images" / f"street_{i}.png")
+        Image.fromarray(label).save(folder / "data" / "mine" / "masks" / f"street_{i}.png")
+    (folder / "my_models.py").write_text(MY_MODELS)
+    namespace: dict[str, object] = {}
+    exec(MY_MODELS, namespace)
+    torch.manual_seed(0)
+    torch.save(namespace["build"]().state_dict(), folder / "weights.pt")  # type: ignore[operator]
+
+
+def test_cli_md_command_sequence_runs(tmp_path, monkeypatch):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)]),
+           "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
+    _own_data_and_model(tmp_path)  # the files of the folder example
+    monkeypatch.syspath_prepend(str(tmp_path))  # `export PYTHONPATH=.` of the example
+    sys.modules.pop("my_models", None)
     ran = []
     for block in _blocks("cli.md", "bash"):
-        if "--data-root" in block or "torchrun" in block:
+        if "torchrun" in block or ("--data-root" in block and "--dataset folder" not in block):
             continue
         for argv in _commands(block):
             run = _runnable(argv)
@@ -114,6 +156,8 @@ def test_cli_md_command_sequence_runs(tmp_path):
             ran.append(argv)
     assert len(ran) >= 4  # the two quick-start forms, the 20-scene grid, the parts run
     assert (tmp_path / "runs" / "streets-20" / "summary.md").exists()
+    assert (tmp_path / "runs" / "mine-folder" / "summary.md").exists()  # the folder example
+    assert any((tmp_path / "runs" / "mine-maps").rglob("*.npz"))
 
     # the Python blocks read those runs (and write their own)
     cwd = os.getcwd()
