@@ -303,3 +303,44 @@ def test_folder_in_use_is_refused(tmp_path, capsys):
         assert main(["train", *FRESH_UNET, *SMALL, "--out", str(out)]) == 2
     assert "in use by another run" in _one_error_line(capsys.readouterr().err)
     assert not (out / "train.json").exists()
+
+
+@pytest.mark.parametrize("fault", ["ctrl-c", "full disk", "read-only"])
+def test_a_fault_at_a_checkpoint_is_one_line_and_the_same_command_finishes(
+        tmp_path, monkeypatch, capsys, fault):
+    """Ctrl-C, a full disk or a read-only folder at the second state write: one line,
+    exit status 2, no traceback; the same command then resumes and ends with the
+    weights of a run that was never interrupted."""
+    import errno
+
+    from smoothing.train import _loop
+
+    argv = ["train", *FRESH_UNET, *SMALL, "--epochs", "2", "--checkpoint-every", "1"]
+    real, calls = _loop.write_state, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            if fault == "ctrl-c":
+                raise KeyboardInterrupt
+            code = errno.ENOSPC if fault == "full disk" else errno.EROFS
+            raise OSError(code, os.strerror(code), str(args[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_loop, "write_state", failing)
+    out = tmp_path / "run"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err  # the progress lines of the first epoch, then the error
+    assert "Traceback" not in err and err.count("segcertify: error: ") == 1
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("segcertify: error: ")
+    expected = {"ctrl-c": "interrupted (Ctrl-C)", "full disk": "No space left on device",
+                "read-only": "Read-only file system"}[fault]
+    assert expected in line, line
+    assert not (out / "model.pt").exists()
+
+    monkeypatch.setattr(_loop, "write_state", real)
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "resumed at step 1" in capsys.readouterr().out
+    assert main([*argv, "--out", str(tmp_path / "fresh")]) == 0
+    assert _same(_weights(out / "model.pt"), _weights(tmp_path / "fresh" / "model.pt"))
