@@ -363,17 +363,6 @@ def step_adjusted_sorted(ps, code, k, extra, step_up, N):
     return out
 
 
-@njit(cache=True, error_model="numpy")
-def step_adjusted(ps, order, out, code, k, extra, step_up):
-    """Write the adjusted p-values of the sorted ``ps`` (:func:`step_adjusted_sorted`,
-    ``N = out.shape[0]`` hypotheses) to ``out[order]``: back in the caller's order (tied
-    p-values get equal values, so the order among ties does not matter)."""
-    adjusted = step_adjusted_sorted(ps, code, k, extra, step_up, out.shape[0])
-    for i in range(order.shape[0]):
-        out[order[i]] = adjusted[i]
-    return out
-
-
 # ---------------------------------------------------------------------------
 # Counts: binomial p-values are a monotone function of the count, so comparisons
 # with count thresholds replace those of p-values, and a histogram over 0..n

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from multitest import _adjust_kernels as AK
 from multitest import _kernels as K
 from multitest._result import MultitestResult
 from multitest._sort import sorted_order
@@ -60,6 +61,7 @@ SMALL_PASSES = 32
 
 _NO_BOOL = np.empty(0, dtype=bool)
 _NO_FLOAT = np.empty(0)
+_NO_INT = np.empty(0, dtype=np.int64)
 
 
 def critical_values(code: int, N: int, alpha: float, k: int,
@@ -168,35 +170,58 @@ def run_step_procedure(pvals, alpha, *, code: int, method: str, k: int = 1,
 
 def _adjuster(data, shape, code, k, extra, step_up, single_step) -> Callable[[], np.ndarray]:
     """The lazy adjusted p-values: a single-step procedure needs no order (and compiles
-    no sort), a step procedure one stable sort of the p-values whose adjusted p-value
-    is below 1.
+    no sort), a step procedure one stable sort of the p-values, or for a step-down
+    procedure of those whose adjusted p-value is below 1.
 
     Those are the hypotheses rejected at the double below 1 (``reject == (adjusted <=
     alpha)`` at every level), found by the passes without a sort; the others' adjusted
-    p-values are 1. Above :data:`PARTIAL_MIN_N` hypotheses only the rejected ones are
-    sorted: Holm's adjusted p-value ``min(1, (N - j + 1) p_(j))`` reaches 1 early
-    unless most hypotheses are false, so the sort, most of the cost, often shrinks to
-    a few per cent of N.
+    p-values are 1. Above :data:`PARTIAL_MIN_N` hypotheses a step-down procedure sorts
+    only the rejected ones: Holm's adjusted p-value ``min(1, (N - j + 1) p_(j))``
+    reaches 1 early unless most hypotheses are false, so the sort, most of the cost,
+    often shrinks to a few per cent of N. A step-up procedure's adjusted p-values are
+    all below 1 unless some p-values are (close to) 1, so it sorts them all without
+    that extra pass.
     """
 
     def adjust() -> np.ndarray:
         N = data.shape[0]
         if single_step:
             return K.single_step_adjusted(data, code, k, extra).reshape(shape)
-        if N > PARTIAL_MIN_N:
+        if N > PARTIAL_MIN_N and not step_up:
             below_one = run_step_procedure(data, _BELOW_ONE, code=code, method="", k=k,
                                            extra=extra, step_up=step_up).reject
             positions = np.flatnonzero(below_one)
             if positions.size < N:
                 ps, order = sorted_order(data[positions])
-                out = np.ones(N)
-                return K.step_adjusted(ps, positions[order], out, code, k, extra,
-                                       step_up).reshape(shape)
+                return adjusted_from_sorted(ps, order, positions, np.ones(N), code, k,
+                                            extra, step_up).reshape(shape)
         ps, order = sorted_order(data)
-        return K.step_adjusted(ps, order, np.empty(N), code, k, extra,
-                               step_up).reshape(shape)
+        return adjusted_from_sorted(ps, order, _NO_INT, np.empty(N), code, k, extra,
+                                    step_up).reshape(shape)
 
     return adjust
+
+
+def adjusted_from_sorted(ps: np.ndarray, order: np.ndarray, positions: np.ndarray,
+                         out: np.ndarray, code: int, k: int, extra: float,
+                         step_up: bool) -> np.ndarray:
+    """Adjusted p-values of the sorted ``ps = p[order]``, the first R of ``N =
+    out.shape[0]`` (the others' are 1, already in `out`), written to
+    ``out[positions[order]]`` (``out[order]`` if `positions` is empty); returns `out`.
+
+    Two loops: every hypothesis's own level (vectorised, one kernel per critical
+    value), then the running extreme, scattered back. Šidák's critical values cost two
+    library calls each: there the own level is computed only where it moves the
+    running extreme (:func:`multitest._kernels.step_adjusted_sorted`).
+    """
+    own = AK.OWN_LEVELS.get(code)
+    N = out.shape[0]
+    if own is None:
+        levels = K.step_adjusted_sorted(ps, code, k, extra, step_up, N)
+    else:
+        levels = own(ps, N, k, extra)
+    return AK.scatter_running_extreme(levels, ps, order, positions, out, code, k, extra,
+                                      step_up)
 
 
 def _run_small(flat, shape, alpha, code, method, k, extra, step_up, single_step, one_step):

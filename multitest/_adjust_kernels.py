@@ -1,0 +1,131 @@
+"""numba kernels of the adjusted p-values of the step procedures, on sorted p-values.
+
+The adjusted p-value of the j-th smallest p-value is a running extreme of the
+hypotheses' own levels alpha_i, the smallest double level at which ``p_(i) <= c_i``
+holds (:func:`multitest._kernels.smallest_alpha`): a cumulative max from the left
+(step-down) or min from the right (step-up). Computing alpha_i for every rank in a
+loop of its own keeps the work free of the running extreme, so the loop has no
+chain of dependent divisions from one rank to the next and vectorises; a second
+loop takes the running extreme and scatters it back to the caller's order. The
+values are those of :func:`multitest._kernels.step_adjusted_sorted` bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from multitest._kernels import (
+    BH,
+    BY,
+    STEPDOWN_K,
+    _above,
+    _alpha_estimate,
+    _below,
+    crit,
+    smallest_alpha,
+)
+
+_SLOW = np.nan  # marks a rank whose own level the closed form did not settle
+_BELOW_ONE = float(np.nextafter(1.0, 0.0))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _fast_alpha(code, j, N, k, extra, p):
+    """``smallest_alpha(code, j, N, k, extra, p)`` where its closed form settles it (almost
+    always), else NaN; free of branches once compiled.
+
+    With ``c`` the critical value (nondecreasing in the level, for these procedures
+    by the monotonicity of IEEE multiplication and division): the answer is 1 if
+    ``p > c(1-)`` (``1-``: the double below 1); ``est`` if ``c(est) >= p > c(est-)``
+    and ``est+`` if ``c(est) < p <= c(est+)``, so it is one of the two iff ``c(est-) <
+    p <= c(est+)``. Estimates outside (0, 1), and ``p <= 0``, are left to
+    :func:`smallest_alpha` (NaN).
+    """
+    est = _alpha_estimate(code, j, N, k, extra, p)
+    inside = (p > 0.0) & (est > 5e-324) & (est < 1.0)
+    e = est if inside else 0.5  # keeps the bit tricks on finite positive doubles
+    down = _below(e)
+    up = _above(e)
+    settled = inside & (crit(code, j, N, _below(down), k, extra) < p) & (
+        crit(code, j, N, up, k, extra) >= p)
+    if crit(code, j, N, down, k, extra) >= p:
+        value = down
+    else:
+        value = e if crit(code, j, N, e, k, extra) >= p else up
+    value = value if settled else _SLOW
+    return 1.0 if p > crit(code, j, N, _BELOW_ONE, k, extra) else value
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _own_levels(ps, a, code, N, k, extra):
+    """``a[i] = alpha_(i+1)``, or NaN where the closed form did not settle it. ``code`` is
+    a constant at every call site, so each loop is compiled for one critical value (and
+    vectorised: it has no branch and no reduction)."""
+    for i in range(ps.shape[0]):
+        a[i] = _fast_alpha(code, i + 1, N, k, extra, ps[i])
+
+
+@njit(cache=True, error_model="numpy")
+def own_levels_bh(ps, N, k, extra):
+    """Own levels (:func:`_own_levels`) of Benjamini-Hochberg's critical values."""
+    a = np.empty(ps.shape[0], dtype=np.float64)
+    _own_levels(ps, a, BH, N, k, extra)
+    return a
+
+
+@njit(cache=True, error_model="numpy")
+def own_levels_by(ps, N, k, extra):
+    """Own levels (:func:`_own_levels`) of Benjamini-Yekutieli's critical values."""
+    a = np.empty(ps.shape[0], dtype=np.float64)
+    _own_levels(ps, a, BY, N, k, extra)
+    return a
+
+
+@njit(cache=True, error_model="numpy")
+def own_levels_stepdown_k(ps, N, k, extra):
+    """Own levels (:func:`_own_levels`) of ``k alpha / (N + k - max(j, k))``: Holm,
+    Hochberg, Lehmann-Romano."""
+    a = np.empty(ps.shape[0], dtype=np.float64)
+    _own_levels(ps, a, STEPDOWN_K, N, k, extra)
+    return a
+
+
+#: code -> kernel of the own levels, one compiled loop each (compiled on first use).
+#: Šidák's critical values are missing: each costs two library calls (``log1p``,
+#: ``expm1``), so the own level is computed only where it moves the running extreme
+#: (:func:`multitest._kernels.step_adjusted_sorted`).
+OWN_LEVELS = {BH: own_levels_bh, BY: own_levels_by, STEPDOWN_K: own_levels_stepdown_k}
+
+
+@njit(cache=True, error_model="numpy")
+def scatter_running_extreme(a, ps, order, positions, out, code, k, extra, step_up):
+    """``out[positions[order[i]]] =`` the running extreme of the own levels ``a`` up to
+    rank i (max from the left, or min from the right if `step_up`); with an empty
+    `positions`, ``out[order[i]]``. A NaN in ``a`` is computed here by
+    :func:`smallest_alpha`. Tied p-values get equal values, so the order among ties
+    does not matter."""
+    R = a.shape[0]
+    N = out.shape[0]
+    if R == 0:
+        return out
+    direct = positions.shape[0] == 0
+    if step_up:
+        r = np.inf
+        for i in range(R - 1, -1, -1):
+            v = a[i]
+            if v != v:
+                v = smallest_alpha(code, i + 1, N, k, extra, ps[i])
+            r = min(r, v)
+            o = order[i]
+            out[o if direct else positions[o]] = r
+    else:
+        r = -np.inf
+        for i in range(R):
+            v = a[i]
+            if v != v:
+                v = smallest_alpha(code, i + 1, N, k, extra, ps[i])
+            r = max(r, v)
+            o = order[i]
+            out[o if direct else positions[o]] = r
+    return out
