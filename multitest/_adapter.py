@@ -163,7 +163,9 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
     _check_flag(is_sorted, "is_sorted")
     returnsorted = _check_flag(returnsorted, "returnsorted")
     res = procedure(pvals, alpha, **kwargs)
-    reject, adjusted = _writable(res.reject), _writable(res.pvalues_adjusted)
+    # the adjusted p-values first: a step procedure then reads its decisions off them
+    adjusted = _writable(res.pvalues_adjusted)
+    reject = _writable(res.reject)
     ntests = reject.size
     if ntests:
         alphac_sidak = 1 - np.power((1.0 - alpha), 1.0 / ntests)

@@ -57,36 +57,44 @@ def _fast_alpha(code, j, N, k, extra, p):
     return 1.0 if p > crit(code, j, N, _BELOW_ONE, k, extra) else value
 
 
+_BLOCK = 512  # p-values copied aside at a time by _own_levels
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def _own_levels(ps, a, code, N, k, extra):
     """``a[i] = alpha_(i+1)``, or NaN where the closed form did not settle it. ``code`` is
-    a constant at every call site, so each loop is compiled for one critical value (and
-    vectorised: it has no branch and no reduction)."""
-    for i in range(ps.shape[0]):
-        a[i] = _fast_alpha(code, i + 1, N, k, extra, ps[i])
+    a constant at every call site, so each loop is compiled for one critical value, and
+    vectorised: it has no branch and no reduction. `a` may be `ps` (in place): the
+    p-values are copied aside a block at a time, since a loop that writes where it
+    reads runs unvectorised (the compiler's overlap check fails)."""
+    R = ps.shape[0]
+    block = np.empty(_BLOCK, dtype=np.float64)
+    for start in range(0, R, _BLOCK):
+        n = min(_BLOCK, R - start)
+        for t in range(n):
+            block[t] = ps[start + t]
+        for t in range(n):
+            a[start + t] = _fast_alpha(code, start + t + 1, N, k, extra, block[t])
 
 
 @njit(cache=True, error_model="numpy")
-def own_levels_bh(ps, N, k, extra):
+def own_levels_bh(ps, N, k, extra, a):
     """Own levels (:func:`_own_levels`) of Benjamini-Hochberg's critical values."""
-    a = np.empty(ps.shape[0], dtype=np.float64)
     _own_levels(ps, a, BH, N, k, extra)
     return a
 
 
 @njit(cache=True, error_model="numpy")
-def own_levels_by(ps, N, k, extra):
+def own_levels_by(ps, N, k, extra, a):
     """Own levels (:func:`_own_levels`) of Benjamini-Yekutieli's critical values."""
-    a = np.empty(ps.shape[0], dtype=np.float64)
     _own_levels(ps, a, BY, N, k, extra)
     return a
 
 
 @njit(cache=True, error_model="numpy")
-def own_levels_stepdown_k(ps, N, k, extra):
+def own_levels_stepdown_k(ps, N, k, extra, a):
     """Own levels (:func:`_own_levels`) of ``k alpha / (N + k - max(j, k))``: Holm,
     Hochberg, Lehmann-Romano."""
-    a = np.empty(ps.shape[0], dtype=np.float64)
     _own_levels(ps, a, STEPDOWN_K, N, k, extra)
     return a
 
@@ -99,12 +107,13 @@ OWN_LEVELS = {BH: own_levels_bh, BY: own_levels_by, STEPDOWN_K: own_levels_stepd
 
 
 @njit(cache=True, error_model="numpy")
-def scatter_running_extreme(a, ps, order, positions, out, code, k, extra, step_up):
+def scatter_running_extreme(a, data, order, positions, out, code, k, extra, step_up):
     """``out[positions[order[i]]] =`` the running extreme of the own levels ``a`` up to
     rank i (max from the left, or min from the right if `step_up`); with an empty
-    `positions`, ``out[order[i]]``. A NaN in ``a`` is computed here by
-    :func:`smallest_alpha`. Tied p-values get equal values, so the order among ties
-    does not matter."""
+    `positions`, ``out[order[i]]``. ``a`` are the own levels of the sorted
+    ``data[positions][order]`` (``data[order]``); a NaN in ``a`` is computed here by
+    :func:`smallest_alpha` from the p-value in `data`. Tied p-values get equal values,
+    so the order among ties does not matter."""
     R = a.shape[0]
     N = out.shape[0]
     if R == 0:
@@ -113,19 +122,21 @@ def scatter_running_extreme(a, ps, order, positions, out, code, k, extra, step_u
     if step_up:
         r = np.inf
         for i in range(R - 1, -1, -1):
+            o = order[i]
+            o = o if direct else positions[o]
             v = a[i]
             if v != v:
-                v = smallest_alpha(code, i + 1, N, k, extra, ps[i])
+                v = smallest_alpha(code, i + 1, N, k, extra, data[o])
             r = min(r, v)
-            o = order[i]
-            out[o if direct else positions[o]] = r
+            out[o] = r
     else:
         r = -np.inf
         for i in range(R):
+            o = order[i]
+            o = o if direct else positions[o]
             v = a[i]
             if v != v:
-                v = smallest_alpha(code, i + 1, N, k, extra, ps[i])
+                v = smallest_alpha(code, i + 1, N, k, extra, data[o])
             r = max(r, v)
-            o = order[i]
-            out[o if direct else positions[o]] = r
+            out[o] = r
     return out
