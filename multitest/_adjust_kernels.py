@@ -23,8 +23,13 @@ from multitest._kernels import (
     _alpha_estimate,
     _below,
     crit,
+    single_step_adjusted,
+    small_decide,
+    small_sorted_decide,
     smallest_alpha,
+    step_adjusted_sorted,
 )
+from multitest._sort_kernels import small_sorted_order
 
 _SLOW = np.nan  # marks a rank whose own level the closed form did not settle
 _BELOW_ONE = float(np.nextafter(1.0, 0.0))
@@ -140,3 +145,51 @@ def scatter_running_extreme(a, data, order, positions, out, code, k, extra, step
             r = max(r, v)
             out[o] = r
     return out
+
+
+_NO_POSITIONS = np.empty(0, dtype=np.int64)
+
+
+@njit(cache=True, error_model="numpy")
+def small_reject_adjusted(p, code, alpha, k, extra, step_up, one_step, single_step, passes):
+    """``(reject, adjusted, valid)`` of a step procedure on a small input in one call:
+    what :func:`multitest.multipletests` returns, without the Python calls in between.
+
+    The decisions are :func:`small_decide`'s (finished by :func:`small_sorted_decide`),
+    the adjusted p-values those of ``multitest._step``'s lazy adjuster: a single-step
+    procedure's from :func:`single_step_adjusted`, a step procedure's from one sort,
+    the own levels and their running extreme. Bit for bit the procedure's results.
+    ``valid`` is False (and the arrays meaningless) if a p-value is NaN or outside
+    [0, 1]: the caller then runs the procedure, which says so.
+    """
+    reject, data, decided = small_decide(p, code, alpha, k, extra, step_up, one_step, passes)
+    N = data.shape[0]
+    if not decided:
+        for i in range(N):
+            x = data[i]
+            if not (x >= 0.0 and x <= 1.0):
+                return reject, data, False
+        small_sorted_decide(data, code, alpha, k, extra, step_up, reject)
+    if single_step:
+        return reject, single_step_adjusted(data, code, k, extra), True
+    return reject, small_step_adjusted(data, code, k, extra, step_up), True
+
+
+@njit(cache=True, error_model="numpy")
+def small_step_adjusted(data, code, k, extra, step_up):
+    """Adjusted p-values of a step procedure on the small input `data`, in one call: one
+    sort (numba's merge sort), the own levels and their running extreme, scattered
+    back (``multitest._step.adjusted_from_sorted``'s steps without its Python calls)."""
+    N = data.shape[0]
+    ps, order = small_sorted_order(data)
+    if code == BH:
+        _own_levels(ps, ps, BH, N, k, extra)
+    elif code == BY:
+        _own_levels(ps, ps, BY, N, k, extra)
+    elif code == STEPDOWN_K:
+        _own_levels(ps, ps, STEPDOWN_K, N, k, extra)
+    else:
+        step_adjusted_sorted(ps, code, k, extra, step_up, N, ps)
+    adjusted = np.empty(N, dtype=np.float64)
+    return scatter_running_extreme(ps, data, order, _NO_POSITIONS, adjusted, code, k, extra,
+                                   step_up)

@@ -7,6 +7,59 @@ from numba import njit
 
 from multitest._sort_kernels import small_sorted_order
 
+_UNSETTLED = np.nan  # a level the three candidates of _bh_level did not settle
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _below(a):
+    """The double below the positive double ``a`` (bit pattern less one)."""
+    return np.int64(np.float64(a).view(np.int64) - 1).view(np.float64)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _above(a):
+    """The double above the nonnegative finite double ``a``."""
+    return np.int64(np.float64(a).view(np.int64) + 1).view(np.float64)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _bh_level(p, f):
+    """Smallest double ``a >= 0`` with ``p <= f * a`` (``0 < f <= 1``), or NaN where the
+    rounded quotient ``p / f`` and its neighbours do not settle it; branch-free.
+
+    ``f * a`` is nondecreasing in ``a``: the answer is ``q-``, ``q`` or ``q+`` (``q =
+    p / f``) iff ``f q-- < p <= f q+``, and then the first of the three that meets
+    ``p``.
+    """
+    q = p / f
+    inside = (p > 0.0) & (q > 1e-300)  # far from the subnormal quotients
+    e = q if inside else 1.0
+    down = _below(e)
+    up = _above(e)
+    settled = inside & (f * _below(down) < p) & (f * up >= p)
+    if f * down >= p:
+        level = down
+    else:
+        level = e if f * e >= p else up
+    return level if settled else _UNSETTLED
+
+
+@njit(cache=True, error_model="numpy")
+def _bh_level_exact(p, f):
+    """:func:`_bh_level` for any ``p >= 0``: a walk from the rounded quotient."""
+    if p <= 0.0:
+        return 0.0
+    a = p / f
+    while f * a < p:
+        a = np.nextafter(a, np.inf)
+    while True:
+        b = np.nextafter(a, 0.0)
+        if b >= 0.0 and f * b >= p:
+            a = b
+        else:
+            break
+    return a
+
 
 @njit(cache=True, error_model="numpy")
 def bh_levels_sorted(ps):
@@ -23,62 +76,68 @@ def bh_levels_sorted(ps):
       stages need).
     * ``adjusted[k-1]`` is statsmodels' BH-adjusted p-value, the cumulative minimum
       from the right of ``p_(l) / (l / N)``.
+
+    The per-rank thresholds and quotients come from one loop without branches (it
+    vectorises), the suffix minima from a second.
     """
     N = ps.shape[0]
     levels = np.empty(N, dtype=np.float64)
     adjusted = np.empty(N, dtype=np.float64)
+    for idx in range(N):
+        f = (idx + 1) / N
+        levels[idx] = _bh_level(ps[idx], f)
+        adjusted[idx] = ps[idx] / f
     run_level = np.inf
     run_adj = np.inf
     for idx in range(N - 1, -1, -1):
-        p = ps[idx]
-        f = (idx + 1) / N
-        # smallest double a with p <= f * a (f * a is nondecreasing in a)
-        if p <= 0.0:
-            a = 0.0
-        else:
-            a = p / f
-            while f * a < p:
-                a = np.nextafter(a, np.inf)
-            while True:
-                b = np.nextafter(a, 0.0)
-                if b >= 0.0 and f * b >= p:
-                    a = b
-                else:
-                    break
-        if a < run_level:
-            run_level = a
+        a = levels[idx]
+        if a != a:
+            a = _bh_level_exact(ps[idx], (idx + 1) / N)
+        run_level = min(run_level, a)
         levels[idx] = run_level
-        q = p / f
-        if q < run_adj:
-            run_adj = q
+        run_adj = min(run_adj, adjusted[idx])
         adjusted[idx] = run_adj
     return levels, adjusted
 
 
 @njit(cache=True, error_model="numpy")
 def two_stage_small(p, alpha, maxiter, bky):
-    """``(reject, adjusted)`` of the (iterated) two-stage procedure in one call.
+    """``(reject, adjusted)`` of the (iterated) two-stage procedure in one call: one
+    sort (numba's merge sort, for small inputs) and :func:`two_stage_sorted`."""
+    ps, order = small_sorted_order(p)
+    reject = np.empty(p.shape[0], dtype=np.bool_)
+    adjusted = np.empty(p.shape[0], dtype=np.float64)
+    two_stage_sorted(ps, order, alpha, maxiter, bky, reject, adjusted)
+    return reject, adjusted
 
-    The same steps, in the same floating-point expressions, as
-    :func:`multitest._fdr_twostage._two_stage` (which calls this for small inputs):
-    one sort, :func:`bh_levels_sorted`, the stages read off the levels by binary
-    search, the rescaled BH-adjusted p-values and the bit-for-bit agreement fix-ups.
-    Tied p-values share their level and adjusted value, so the order of ties in the
-    sort does not matter. ``maxiter < 0``: iterate to convergence (up to N stages).
+
+@njit(cache=True, error_model="numpy")
+def two_stage_sorted(ps, order, alpha, maxiter, bky, reject, adjusted):
+    """Write the decisions and adjusted p-values of the (iterated) two-stage procedure
+    to ``reject[order]`` and ``adjusted[order]``, from the sorted ``ps = p[order]``.
+
+    Mirrors statsmodels' ``fdrcorrection_twostage`` stage by stage, with the same
+    floating-point expressions for the stage levels: :func:`bh_levels_sorted`, each
+    stage's number of rejections read off the levels by binary search, the rescaled
+    BH-adjusted p-values, and ``reject == (adjusted <= alpha)`` enforced bit for bit
+    (a change of at most a few ulps where rounding disagrees). Tied p-values share
+    their level and adjusted value, so the order of ties in the sort does not
+    matter. ``maxiter < 0``: iterate to convergence (up to N stages).
     """
-    N = p.shape[0]
+    N = ps.shape[0]
     if maxiter < 0:
         maxiter = N
-    ps, order = small_sorted_order(p)
     levels, bh_adjusted = bh_levels_sorted(ps)
     fact = 1.0 + alpha if bky else 1.0
     alpha_prime = alpha / fact if bky else alpha
+    # Stage 1: BH at alpha' (alpha / (1 + alpha) for BKY).
     r = np.searchsorted(levels, alpha_prime, side="right")
     scale = 1.0
     if 0 < r < N:
         r_old = r
-        n0 = float(N)
+        n0 = float(N)  # maxiter = 0: BH at alpha' with N0_hat = N
         for it in range(maxiter):
+            # Stage 2 (and later): BH at alpha' N / N0_hat, N0_hat = N - R_previous.
             n0 = float(N - r_old)
             level = alpha_prime * N / n0 if n0 > 0.0 else np.inf
             r = np.searchsorted(levels, level, side="right")
@@ -86,8 +145,7 @@ def two_stage_small(p, alpha, maxiter, bky):
                 break
             r_old = r
         scale = n0 / N
-    reject = np.empty(N, dtype=np.bool_)
-    adjusted = np.empty(N, dtype=np.float64)
+    # else: no rejection or all rejected at stage 1; stop (BKY, Definition 6).
     above = np.nextafter(alpha, 2.0)
     for i in range(N):
         a = bh_adjusted[i] * scale
@@ -99,9 +157,9 @@ def two_stage_small(p, alpha, maxiter, bky):
             a = alpha
         elif not rej and a <= alpha:
             a = above
-        reject[order[i]] = rej
-        adjusted[order[i]] = a
-    return reject, adjusted
+        o = order[i]
+        reject[o] = rej
+        adjusted[o] = a
 
 
 # ---------------------------------------------------------------------------
@@ -111,26 +169,51 @@ def two_stage_small(p, alpha, maxiter, bky):
 @njit(cache=True, error_model="numpy")
 def gbs_adjusted(ps, order):
     """Gavrilov-Benjamini-Sarkar adjusted p-values in the caller's order, from the sorted
-    ``ps = p[order]``.
+    ``ps = p[order]`` (overwritten).
 
     ``q_(j) = (N + 1 - j) / j * p_(j) / (1 - p_(j))`` is the smallest level whose
     critical value ``j alpha / (N + 1 - j (1 - alpha))`` the j-th smallest p-value
     meets (exact arithmetic); the adjusted p-value is its cumulative max, capped at 1.
     The expression, evaluated left to right, is statsmodels' (``p = 1`` gives ``inf``
-    and so 1).
+    and so 1). The quotients come from a loop of their own, which vectorises (a block
+    of p-values at a time, copied aside: the loop writes where it reads), the
+    cumulative max and the scatter from a second.
     """
     N = ps.shape[0]
     top = N + 1.0
+    block = np.empty(512, dtype=np.float64)
+    for start in range(0, N, 512):
+        n = min(512, N - start)
+        for t in range(n):
+            block[t] = ps[start + t]
+        for t in range(n):
+            j = start + t + 1.0
+            x = block[t]
+            ps[start + t] = (top - j) / j * x / (1.0 - x)
     out = np.empty(N, dtype=np.float64)
     run = -np.inf
     for i in range(N):
-        j = i + 1.0
-        x = ps[i]
-        q = (top - j) / j * x / (1.0 - x)
-        if q > run:
-            run = q
+        run = max(run, ps[i])
         out[order[i]] = run if run <= 1.0 else 1.0
     return out
+
+
+@njit(cache=True, error_model="numpy")
+def small_gbs(p, alpha):
+    """``(reject, adjusted, valid)`` of Gavrilov-Benjamini-Sarkar on a small input in one
+    call (numba's merge sort, :func:`gbs_adjusted`, ``adjusted <= alpha``); ``valid``
+    is False if a p-value is NaN or outside [0, 1]."""
+    N = p.shape[0]
+    reject = np.empty(N, dtype=np.bool_)
+    for i in range(N):
+        x = p[i]
+        if not (x >= 0.0 and x <= 1.0):
+            return reject, p, False
+    ps, order = small_sorted_order(p)
+    adjusted = gbs_adjusted(ps, order)
+    for i in range(N):
+        reject[i] = adjusted[i] <= alpha
+    return reject, adjusted, True
 
 
 @njit(cache=True, error_model="numpy")

@@ -26,7 +26,7 @@ import numpy as np
 from multitest import _adjust_kernels as AK
 from multitest import _kernels as K
 from multitest._result import MultitestResult
-from multitest._sort import sorted_order
+from multitest._sort import PACKED_MIN_N, sorted_order
 from multitest._validation import as_pvalues, check_alpha, raise_invalid_pvalues
 
 __all__ = [
@@ -221,6 +221,8 @@ def _adjuster(data, shape, code, k, extra, step_up, single_step) -> Callable[[],
         N = data.shape[0]
         if single_step:
             return K.single_step_adjusted(data, code, k, extra).reshape(shape)
+        if N < PACKED_MIN_N:  # one kernel call: the same steps without Python's cost
+            return AK.small_step_adjusted(data, code, k, extra, step_up).reshape(shape)
         if N > PARTIAL_MIN_N and not step_up:
             crit = critical_values(code, N, _BELOW_ONE, k, extra)
             # C(1) at the double below 1: a lower bound on the number below 1
