@@ -17,6 +17,7 @@ from numba import njit
 
 from multitest._kernels import (
     BH,
+    BONFERRONI,
     BY,
     STEPDOWN_K,
     _above,
@@ -32,20 +33,24 @@ from multitest._kernels import (
 from multitest._sort_kernels import small_sorted_order
 
 _SLOW = np.nan  # marks a rank whose own level the closed form did not settle
-_BELOW_ONE = float(np.nextafter(1.0, 0.0))
+#: An estimate above this is a level above 1 with room to spare (see _fast_alpha).
+_ABOVE_ONE = 1.0 + 1e-9
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _fast_alpha(code, j, N, k, extra, p):
     """``smallest_alpha(code, j, N, k, extra, p)`` where its closed form settles it (almost
-    always), else NaN; free of branches once compiled.
+    always), else NaN; free of branches once compiled. For the critical values that
+    are products and quotients (Bonferroni, Holm, Hochberg, Lehmann-Romano, BH, BY).
 
-    With ``c`` the critical value (nondecreasing in the level, for these procedures
-    by the monotonicity of IEEE multiplication and division): the answer is 1 if
-    ``p > c(1-)`` (``1-``: the double below 1); ``est`` if ``c(est) >= p > c(est-)``
-    and ``est+`` if ``c(est) < p <= c(est+)``, so it is one of the two iff ``c(est-) <
-    p <= c(est+)``. Estimates outside (0, 1), and ``p <= 0``, are left to
-    :func:`smallest_alpha` (NaN).
+    ``c``, the critical value, is nondecreasing in the level by the monotonicity of
+    IEEE multiplication and division. The answer is 1 if ``p > c(1-)`` (``1-``: the
+    double below 1), as it is where the estimate ``est`` exceeds ``1 + 1e-9``: ``est``
+    and ``c`` are each a product and a quotient of the same numbers, a few roundings
+    of 2^-53 apart. Otherwise it is ``est-``, ``est`` or ``est+`` (the closed form is
+    within a place of the answer but for rare cases) iff ``c(est--) < p <= c(est+)``,
+    and then the first of the three at which ``c`` meets ``p``. Estimates outside
+    (1e-323, 1), and ``p <= 0``, are left to :func:`smallest_alpha` (NaN).
     """
     est = _alpha_estimate(code, j, N, k, extra, p)
     inside = (p > 0.0) & (est > 5e-324) & (est < 1.0)
@@ -59,7 +64,7 @@ def _fast_alpha(code, j, N, k, extra, p):
     else:
         value = e if crit(code, j, N, e, k, extra) >= p else up
     value = value if settled else _SLOW
-    return 1.0 if p > crit(code, j, N, _BELOW_ONE, k, extra) else value
+    return 1.0 if est > _ABOVE_ONE else value
 
 
 _BLOCK = 512  # p-values copied aside at a time by _own_levels
@@ -99,9 +104,28 @@ def own_levels_by(ps, N, k, extra, a):
 @njit(cache=True, error_model="numpy")
 def own_levels_stepdown_k(ps, N, k, extra, a):
     """Own levels (:func:`_own_levels`) of ``k alpha / (N + k - max(j, k))``: Holm,
-    Hochberg, Lehmann-Romano."""
-    _own_levels(ps, a, STEPDOWN_K, N, k, extra)
+    Hochberg (``k = 1``: compiled for it, a division less), Lehmann-Romano."""
+    if k == 1:
+        _own_levels(ps, a, STEPDOWN_K, N, 1, extra)
+    else:
+        _own_levels(ps, a, STEPDOWN_K, N, k, extra)
     return a
+
+
+@njit(cache=True, error_model="numpy")
+def bonferroni_adjusted(p, k):
+    """Adjusted p-values of (generalised) Bonferroni, ``smallest_alpha(BONFERRONI, 1, N,
+    k, 0, p_i)`` for every p-value: one vectorised loop (:func:`_fast_alpha`), then the
+    rare ones it did not settle. Bit for bit
+    :func:`multitest._kernels.single_step_adjusted`."""
+    N = p.shape[0]
+    out = np.empty(N, dtype=np.float64)
+    for i in range(N):
+        out[i] = _fast_alpha(BONFERRONI, 1, N, k, 0.0, p[i])
+    for i in range(N):
+        if out[i] != out[i]:
+            out[i] = smallest_alpha(BONFERRONI, 1, N, k, 0.0, p[i])
+    return out
 
 
 #: code -> kernel of the own levels, one compiled loop each (compiled on first use).
@@ -171,6 +195,8 @@ def small_reject_adjusted(p, code, alpha, k, extra, step_up, one_step, single_st
                 return reject, data, False
         small_sorted_decide(data, code, alpha, k, extra, step_up, reject)
     if single_step:
+        if code == BONFERRONI:
+            return reject, bonferroni_adjusted(data, k), True
         return reject, single_step_adjusted(data, code, k, extra), True
     return reject, small_step_adjusted(data, code, k, extra, step_up), True
 
@@ -187,7 +213,7 @@ def small_step_adjusted(data, code, k, extra, step_up):
     elif code == BY:
         _own_levels(ps, ps, BY, N, k, extra)
     elif code == STEPDOWN_K:
-        _own_levels(ps, ps, STEPDOWN_K, N, k, extra)
+        own_levels_stepdown_k(ps, N, k, extra, ps)
     else:
         step_adjusted_sorted(ps, code, k, extra, step_up, N, ps)
     adjusted = np.empty(N, dtype=np.float64)

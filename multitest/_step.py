@@ -220,6 +220,8 @@ def _adjuster(data, shape, code, k, extra, step_up, single_step) -> Callable[[],
     def adjust() -> np.ndarray:
         N = data.shape[0]
         if single_step:
+            if code == K.BONFERRONI:  # vectorised
+                return AK.bonferroni_adjusted(data, k).reshape(shape)
             return K.single_step_adjusted(data, code, k, extra).reshape(shape)
         if N < PACKED_MIN_N:  # one kernel call: the same steps without Python's cost
             return AK.small_step_adjusted(data, code, k, extra, step_up).reshape(shape)
