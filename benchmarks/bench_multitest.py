@@ -461,6 +461,15 @@ def adjusted_markdown(rows) -> str:
     lines += ["", f"**Targets** (issue 21: with adjusted p-values, >= 1x statsmodels without "
               f"gc at every N, >= 3x at N >= 10^4; both our columns must meet it): met in "
               f"{met} of {total} rows."]
+    misses: dict[str, list[str]] = {}
+    for kind, name, N, t_ours, t_adapter, t_ref, _ in rows:
+        worst = min(t_ref / t_ours, t_ref / t_adapter)
+        if worst < adjusted_target(N):
+            misses.setdefault(name, []).append(f"{kind} {N:,}: {worst:.2f}x")
+    if misses:
+        lines += ["", "Rows below target (the lower of the two ratios, against the target of "
+                  "the row):", ""]
+        lines += [f"- {name}: " + "; ".join(rows_missed) for name, rows_missed in misses.items()]
     return "\n".join(lines)
 
 

@@ -270,8 +270,15 @@ def _run_small(flat, shape, alpha, code, method, k, extra, step_up, single_step,
     """The small-input path: decisions in one kernel call, adjusted p-values in another.
 
     Exactly the results of the pass-based path (same critical values, same
-    comparisons); only the fixed cost per call differs.
+    comparisons); only the fixed cost per call differs. Bonferroni's adjusted p-values
+    cost less than a second call: they come with the decisions.
     """
+    if code == K.BONFERRONI and single_step:
+        reject, adjusted, valid = AK.small_bonferroni(flat, alpha, k)
+        if not valid:
+            raise_invalid_pvalues(flat)
+        adjusted = adjusted.reshape(shape)
+        return MultitestResult(reject.reshape(shape), alpha, method, k, lambda: adjusted)
     reject, data, decided = K.small_decide(flat, code, alpha, k, extra, step_up, one_step,
                                            SMALL_PASSES)
     if not decided:
