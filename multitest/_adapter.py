@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 
-from multitest._fdr import benjamini_hochberg, benjamini_yekutieli
+from multitest import _adjust_kernels as AK
+from multitest import _kernels as K
+from multitest import _step
+from multitest._fdr import benjamini_hochberg, benjamini_yekutieli, harmonic_number
+from multitest._fdr_kernels import small_gbs
 from multitest._fdr_twostage import benjamini_krieger_yekutieli, two_stage_benjamini_hochberg
 from multitest._fwer import bonferroni, hochberg, holm, holm_sidak, sidak
 from multitest._gbs import gavrilov_benjamini_sarkar
 from multitest._hommel import hommel
 from multitest._result import MultitestResult
-from multitest._sort import sorted_order
+from multitest._sort import PACKED_MIN_N, sorted_order
 from multitest._support_line import support_line
-from multitest._validation import check_alpha
+from multitest._validation import as_pvalues, check_alpha
 
 __all__ = ["multipletests", "METHOD_ALIASES", "MultipletestsResult"]
 
@@ -33,6 +38,19 @@ _PROCEDURES: dict[str, Callable[..., MultitestResult]] = {
     "benjamini_krieger_yekutieli": benjamini_krieger_yekutieli,
     "gavrilov_benjamini_sarkar": gavrilov_benjamini_sarkar,
     "support_line": support_line,
+}
+
+#: Step procedures run on small inputs by one kernel call (the same results without the
+#: Python calls of a procedure and its result object): name -> (code, step-up,
+#: single-step).
+_SMALL_STEP: dict[str, tuple[int, bool, bool]] = {
+    "bonferroni": (K.BONFERRONI, False, True),
+    "sidak": (K.SIDAK, False, True),
+    "holm_sidak": (K.HOLM_SIDAK, False, False),
+    "holm": (K.STEPDOWN_K, False, False),
+    "hochberg": (K.STEPDOWN_K, True, False),
+    "benjamini_hochberg": (K.BH, True, False),
+    "benjamini_yekutieli": (K.BY, True, False),
 }
 
 #: statsmodels' method names (lower case) -> our procedure names.
@@ -78,6 +96,8 @@ def _writable(a: np.ndarray) -> np.ndarray:
 
 def _check_flag(value, name: str) -> bool:
     """A bool, or statsmodels' 0/1: a string such as ``"no"`` is refused, not truthy."""
+    if value is False or value is True:
+        return value
     if isinstance(value, (numbers.Integral, np.bool_)) and value in (0, 1):
         return bool(value)
     raise TypeError(f"`{name}` must be a bool; got {value!r} ({type(value).__name__}).")
@@ -162,16 +182,52 @@ def multipletests(pvals, alpha: float = 0.05, method: str = "hs", maxiter: int =
     alpha = check_alpha(alpha)
     _check_flag(is_sorted, "is_sorted")
     returnsorted = _check_flag(returnsorted, "returnsorted")
+    if not returnsorted and (name in _SMALL_STEP or name == "gavrilov_benjamini_sarkar"):
+        result = _small(pvals, alpha, name)
+        if result is not None:
+            return result
     res = procedure(pvals, alpha, **kwargs)
-    reject, adjusted = _writable(res.reject), _writable(res.pvalues_adjusted)
-    ntests = reject.size
-    if ntests:
-        alphac_sidak = 1 - np.power((1.0 - alpha), 1.0 / ntests)
-        alphac_bonf = alpha / float(ntests)
-    else:
-        alphac_sidak = alphac_bonf = np.nan
+    # the adjusted p-values first: a step procedure then reads its decisions off them
+    adjusted = _writable(res.pvalues_adjusted)
+    reject = _writable(res.reject)
     if returnsorted:
         flat_p = np.ascontiguousarray(pvals, dtype=np.float64).reshape(-1)
         _, order = sorted_order(flat_p)
         reject, adjusted = reject.reshape(-1)[order], adjusted.reshape(-1)[order]
-    return MultipletestsResult(reject, adjusted, alphac_sidak, alphac_bonf)
+    return MultipletestsResult(reject, adjusted, *_corrected_levels(alpha, reject.size))
+
+
+@functools.lru_cache(maxsize=256)
+def _corrected_levels(alpha: float, ntests: int) -> tuple[float, float]:
+    """statsmodels' ``alphacSidak`` (a numpy float) and ``alphacBonf`` (a float), NaN for
+    no tests, in its expressions (``np.power``: Python's ``**`` differs in the last
+    place now and then); cached, as a numpy call on scalars costs a microsecond."""
+    if not ntests:
+        return np.nan, np.nan
+    return 1 - np.power((1.0 - alpha), 1.0 / ntests), alpha / float(ntests)
+
+
+def _small(pvals, alpha: float, name: str) -> MultipletestsResult | None:
+    """A step procedure or GBS on a small input in one kernel call, or None (larger or
+    empty input, or invalid p-values: the procedure takes over). Single-step procedures
+    need no sort: up to ``multitest._step.SMALL_N`` p-values; the others up to
+    ``multitest._sort.PACKED_MIN_N``, below which the kernel's merge sort is the
+    procedure's too."""
+    flat, shape = as_pvalues(pvals, check_values=False)
+    N = flat.size
+    if name == "gavrilov_benjamini_sarkar":
+        if not 0 < N < PACKED_MIN_N:
+            return None
+        reject, adjusted, valid = small_gbs(flat, alpha)
+    else:
+        code, step_up, single_step = _SMALL_STEP[name]
+        if not 0 < N <= (_step.SMALL_N if single_step else PACKED_MIN_N - 1):
+            return None
+        extra = harmonic_number(N) if code == K.BY else 0.0
+        one_step = single_step or _step.decides_in_one_step(code, 1, N)
+        reject, adjusted, valid = AK.small_reject_adjusted(
+            flat, code, alpha, 1, extra, step_up, one_step, single_step, _step.SMALL_PASSES)
+    if not valid:
+        return None
+    return MultipletestsResult(reject.reshape(shape), adjusted.reshape(shape),
+                               *_corrected_levels(alpha, N))

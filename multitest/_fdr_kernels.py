@@ -7,6 +7,59 @@ from numba import njit
 
 from multitest._sort_kernels import small_sorted_order
 
+_UNSETTLED = np.nan  # a level the three candidates of _bh_level did not settle
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _below(a):
+    """The double below the positive double ``a`` (bit pattern less one)."""
+    return np.int64(np.float64(a).view(np.int64) - 1).view(np.float64)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _above(a):
+    """The double above the nonnegative finite double ``a``."""
+    return np.int64(np.float64(a).view(np.int64) + 1).view(np.float64)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _bh_level(p, f):
+    """Smallest double ``a >= 0`` with ``p <= f * a`` (``0 < f <= 1``), or NaN where the
+    rounded quotient ``p / f`` and its neighbours do not settle it; branch-free.
+
+    ``f * a`` is nondecreasing in ``a``: the answer is ``q-``, ``q`` or ``q+`` (``q =
+    p / f``) iff ``f q-- < p <= f q+``, and then the first of the three that meets
+    ``p``.
+    """
+    q = p / f
+    inside = (p > 0.0) & (q > 1e-300)  # far from the subnormal quotients
+    e = q if inside else 1.0
+    down = _below(e)
+    up = _above(e)
+    settled = inside & (f * _below(down) < p) & (f * up >= p)
+    if f * down >= p:
+        level = down
+    else:
+        level = e if f * e >= p else up
+    return level if settled else _UNSETTLED
+
+
+@njit(cache=True, error_model="numpy")
+def _bh_level_exact(p, f):
+    """:func:`_bh_level` for any ``p >= 0``: a walk from the rounded quotient."""
+    if p <= 0.0:
+        return 0.0
+    a = p / f
+    while f * a < p:
+        a = np.nextafter(a, np.inf)
+    while True:
+        b = np.nextafter(a, 0.0)
+        if b >= 0.0 and f * b >= p:
+            a = b
+        else:
+            break
+    return a
+
 
 @njit(cache=True, error_model="numpy")
 def bh_levels_sorted(ps):
@@ -23,62 +76,68 @@ def bh_levels_sorted(ps):
       stages need).
     * ``adjusted[k-1]`` is statsmodels' BH-adjusted p-value, the cumulative minimum
       from the right of ``p_(l) / (l / N)``.
+
+    The per-rank thresholds and quotients come from one loop without branches (it
+    vectorises), the suffix minima from a second.
     """
     N = ps.shape[0]
     levels = np.empty(N, dtype=np.float64)
     adjusted = np.empty(N, dtype=np.float64)
+    for idx in range(N):
+        f = (idx + 1) / N
+        levels[idx] = _bh_level(ps[idx], f)
+        adjusted[idx] = ps[idx] / f
     run_level = np.inf
     run_adj = np.inf
     for idx in range(N - 1, -1, -1):
-        p = ps[idx]
-        f = (idx + 1) / N
-        # smallest double a with p <= f * a (f * a is nondecreasing in a)
-        if p <= 0.0:
-            a = 0.0
-        else:
-            a = p / f
-            while f * a < p:
-                a = np.nextafter(a, np.inf)
-            while True:
-                b = np.nextafter(a, 0.0)
-                if b >= 0.0 and f * b >= p:
-                    a = b
-                else:
-                    break
-        if a < run_level:
-            run_level = a
+        a = levels[idx]
+        if a != a:
+            a = _bh_level_exact(ps[idx], (idx + 1) / N)
+        run_level = min(run_level, a)
         levels[idx] = run_level
-        q = p / f
-        if q < run_adj:
-            run_adj = q
+        run_adj = min(run_adj, adjusted[idx])
         adjusted[idx] = run_adj
     return levels, adjusted
 
 
 @njit(cache=True, error_model="numpy")
 def two_stage_small(p, alpha, maxiter, bky):
-    """``(reject, adjusted)`` of the (iterated) two-stage procedure in one call.
+    """``(reject, adjusted)`` of the (iterated) two-stage procedure in one call: one
+    sort (numba's merge sort, for small inputs) and :func:`two_stage_sorted`."""
+    ps, order = small_sorted_order(p)
+    reject = np.empty(p.shape[0], dtype=np.bool_)
+    adjusted = np.empty(p.shape[0], dtype=np.float64)
+    two_stage_sorted(ps, order, alpha, maxiter, bky, reject, adjusted)
+    return reject, adjusted
 
-    The same steps, in the same floating-point expressions, as
-    :func:`multitest._fdr_twostage._two_stage` (which calls this for small inputs):
-    one sort, :func:`bh_levels_sorted`, the stages read off the levels by binary
-    search, the rescaled BH-adjusted p-values and the bit-for-bit agreement fix-ups.
-    Tied p-values share their level and adjusted value, so the order of ties in the
-    sort does not matter. ``maxiter < 0``: iterate to convergence (up to N stages).
+
+@njit(cache=True, error_model="numpy")
+def two_stage_sorted(ps, order, alpha, maxiter, bky, reject, adjusted):
+    """Write the decisions and adjusted p-values of the (iterated) two-stage procedure
+    to ``reject[order]`` and ``adjusted[order]``, from the sorted ``ps = p[order]``.
+
+    Mirrors statsmodels' ``fdrcorrection_twostage`` stage by stage, with the same
+    floating-point expressions for the stage levels: :func:`bh_levels_sorted`, each
+    stage's number of rejections read off the levels by binary search, the rescaled
+    BH-adjusted p-values, and ``reject == (adjusted <= alpha)`` enforced bit for bit
+    (a change of at most a few ulps where rounding disagrees). Tied p-values share
+    their level and adjusted value, so the order of ties in the sort does not
+    matter. ``maxiter < 0``: iterate to convergence (up to N stages).
     """
-    N = p.shape[0]
+    N = ps.shape[0]
     if maxiter < 0:
         maxiter = N
-    ps, order = small_sorted_order(p)
     levels, bh_adjusted = bh_levels_sorted(ps)
     fact = 1.0 + alpha if bky else 1.0
     alpha_prime = alpha / fact if bky else alpha
+    # Stage 1: BH at alpha' (alpha / (1 + alpha) for BKY).
     r = np.searchsorted(levels, alpha_prime, side="right")
     scale = 1.0
     if 0 < r < N:
         r_old = r
-        n0 = float(N)
+        n0 = float(N)  # maxiter = 0: BH at alpha' with N0_hat = N
         for it in range(maxiter):
+            # Stage 2 (and later): BH at alpha' N / N0_hat, N0_hat = N - R_previous.
             n0 = float(N - r_old)
             level = alpha_prime * N / n0 if n0 > 0.0 else np.inf
             r = np.searchsorted(levels, level, side="right")
@@ -86,8 +145,7 @@ def two_stage_small(p, alpha, maxiter, bky):
                 break
             r_old = r
         scale = n0 / N
-    reject = np.empty(N, dtype=np.bool_)
-    adjusted = np.empty(N, dtype=np.float64)
+    # else: no rejection or all rejected at stage 1; stop (BKY, Definition 6).
     above = np.nextafter(alpha, 2.0)
     for i in range(N):
         a = bh_adjusted[i] * scale
@@ -99,9 +157,9 @@ def two_stage_small(p, alpha, maxiter, bky):
             a = alpha
         elif not rej and a <= alpha:
             a = above
-        reject[order[i]] = rej
-        adjusted[order[i]] = a
-    return reject, adjusted
+        o = order[i]
+        reject[o] = rej
+        adjusted[o] = a
 
 
 # ---------------------------------------------------------------------------
@@ -111,43 +169,70 @@ def two_stage_small(p, alpha, maxiter, bky):
 @njit(cache=True, error_model="numpy")
 def gbs_adjusted(ps, order):
     """Gavrilov-Benjamini-Sarkar adjusted p-values in the caller's order, from the sorted
-    ``ps = p[order]``.
+    ``ps = p[order]`` (overwritten).
 
     ``q_(j) = (N + 1 - j) / j * p_(j) / (1 - p_(j))`` is the smallest level whose
     critical value ``j alpha / (N + 1 - j (1 - alpha))`` the j-th smallest p-value
     meets (exact arithmetic); the adjusted p-value is its cumulative max, capped at 1.
     The expression, evaluated left to right, is statsmodels' (``p = 1`` gives ``inf``
-    and so 1).
+    and so 1). The quotients come from a loop of their own, which vectorises (a block
+    of p-values at a time, copied aside: the loop writes where it reads), the
+    cumulative max and the scatter from a second.
     """
     N = ps.shape[0]
     top = N + 1.0
+    block = np.empty(512, dtype=np.float64)
+    for start in range(0, N, 512):
+        n = min(512, N - start)
+        for t in range(n):
+            block[t] = ps[start + t]
+        for t in range(n):
+            j = start + t + 1.0
+            x = block[t]
+            ps[start + t] = (top - j) / j * x / (1.0 - x)
     out = np.empty(N, dtype=np.float64)
     run = -np.inf
     for i in range(N):
-        j = i + 1.0
-        x = ps[i]
-        q = (top - j) / j * x / (1.0 - x)
-        if q > run:
-            run = q
+        run = max(run, ps[i])
         out[order[i]] = run if run <= 1.0 else 1.0
     return out
 
 
 @njit(cache=True, error_model="numpy")
-def _decreasing_isotonic(y, w):
-    """Weighted least-squares nonincreasing fit of ``y`` (weights ``w > 0``), in place.
+def small_gbs(p, alpha):
+    """``(reject, adjusted, valid)`` of Gavrilov-Benjamini-Sarkar on a small input in one
+    call (numba's merge sort, :func:`gbs_adjusted`, ``adjusted <= alpha``); ``valid``
+    is False if a p-value is NaN or outside [0, 1]."""
+    N = p.shape[0]
+    reject = np.empty(N, dtype=np.bool_)
+    for i in range(N):
+        x = p[i]
+        if not (x >= 0.0 and x <= 1.0):
+            return reject, p, False
+    ps, order = small_sorted_order(p)
+    adjusted = gbs_adjusted(ps, order)
+    for i in range(N):
+        reject[i] = adjusted[i] <= alpha
+    return reject, adjusted, True
+
+
+@njit(cache=True, error_model="numpy")
+def _decreasing_isotonic_reversed(x, wt, starts):
+    """Weighted least-squares nonincreasing fit, in place, of the sequence whose
+    *reverse* is ``x`` (weights reversed in ``wt``, all > 0); returns the
+    number of blocks. Block ``b`` (in the reversed order) is
+    ``x[starts[b]:starts[b + 1]]`` and its fitted value is left in ``x[b]``.
 
     Pool-adjacent-violators in the one-pass form of Busing (2022, Algorithm 1, with
     ``>=`` so that equal neighbours share a block), run over the reversed sequence as
     ``scipy.optimize.isotonic_regression(y, weights=w, increasing=False)`` runs it:
-    the same sums in the same order, so the same doubles.
+    the same sums in the same order, so the same doubles. (Each pooling adds the
+    previous block's rounded mean, so the divisions form one chain: about 10 ns a
+    value, the floor of this fit.)
     """
-    n = y.shape[0]
+    n = x.shape[0]
     if n == 0:
-        return y.copy()
-    x = y[::-1].copy()
-    wt = w[::-1].copy()
-    starts = np.empty(n + 1, dtype=np.int64)  # block b is x[starts[b]:starts[b + 1]]
+        return 0
     starts[0] = 0
     starts[1] = 1
     b = 0
@@ -179,13 +264,7 @@ def _decreasing_isotonic(y, w):
         w_prev = wb
         starts[b + 1] = i + 1
         i += 1
-    fit = np.empty(n, dtype=np.float64)
-    stop = n
-    for k in range(b, -1, -1):  # expand the blocks, back in the caller's order
-        for t in range(starts[k], stop):
-            fit[n - 1 - t] = x[k]
-        stop = starts[k]
-    return fit
+    return b + 1
 
 
 @njit(cache=True, error_model="numpy")
@@ -200,6 +279,10 @@ def grenander_lfdr(ps, order, null_proportion):
     statsmodels' ``local_fdr_correction`` expression for expression. A p-value of 0
     (where statsmodels' fit refuses the zero-width gap) is a point mass: density
     ``inf``, local FDR 0; the fit of the others starts at ``u_0 = 0``.
+
+    One pass writes the fit's data already reversed (the order the fit runs in) at
+    the end of two buffers, the fit pools it in place, and one more pass walks the
+    blocks and the runs of equal p-values together to scatter the values back.
     """
     N = ps.shape[0]
     out = np.empty(N, dtype=np.float64)
@@ -208,31 +291,41 @@ def grenander_lfdr(ps, order, null_proportion):
     zeros = 0
     while zeros < N and ps[zeros] == 0.0:
         zeros += 1
-    # distinct positive values: their first sorted position and multiplicity
-    first = np.empty(N - zeros, dtype=np.int64)
-    count = np.empty(N - zeros, dtype=np.int64)
+    M = N - zeros  # at least as many as the distinct positive values
+    x = np.empty(M, dtype=np.float64)
+    wt = np.empty(M, dtype=np.float64)
+    # distinct positive values u_k, ascending, written from the end: x[M - 1 - k]
     U = 0
-    for i in range(zeros, N):
-        if U == 0 or ps[i] != ps[first[U - 1]]:
-            first[U] = i
-            count[U] = 0
-            U += 1
-        count[U - 1] += 1
-    y = np.empty(U, dtype=np.float64)
-    gap = np.empty(U, dtype=np.float64)
     below = 0.0
-    for k in range(U):
-        u = ps[first[k]]
-        gap[k] = u - below
-        y[k] = count[k] / (N * gap[k])
+    i = zeros
+    while i < N:
+        u = ps[i]
+        c = 1
+        i += 1
+        while i < N and ps[i] == u:
+            c += 1
+            i += 1
+        gap = u - below
+        x[M - 1 - U] = c / (N * gap)
+        wt[M - 1 - U] = gap
         below = u
-    slope = _decreasing_isotonic(y, gap)
+        U += 1
+    xr = x[M - U:]
+    starts = np.empty(U + 1, dtype=np.int64)
+    blocks = _decreasing_isotonic_reversed(xr, wt[M - U:], starts)
     for i in range(zeros):
         out[order[i]] = 0.0
-    for k in range(U):
-        lfdr = null_proportion / slope[k]
+    # ascending distinct values run through the blocks from the last one back
+    i = zeros
+    for b in range(blocks - 1, -1, -1):
+        lfdr = null_proportion / xr[b]
         if lfdr > 1.0:
             lfdr = 1.0
-        for i in range(first[k], first[k] + count[k]):
+        for _ in range(starts[b + 1] - starts[b]):  # its distinct values, ascending
+            u = ps[i]
             out[order[i]] = lfdr
+            i += 1
+            while i < N and ps[i] == u:
+                out[order[i]] = lfdr
+                i += 1
     return out

@@ -16,7 +16,7 @@ import numpy as np
 
 from multitest import _step
 from multitest._family import family_procedure
-from multitest._fdr_kernels import bh_levels_sorted, two_stage_small
+from multitest._fdr_kernels import two_stage_small, two_stage_sorted
 from multitest._result import MultitestResult
 from multitest._sort import sorted_order
 from multitest._validation import MAX_INT64, as_pvalues, check_alpha
@@ -46,7 +46,8 @@ def _two_stage(pvals, alpha, maxiter, *, bky: bool, method: str) -> MultitestRes
     Mirrors statsmodels' ``fdrcorrection_twostage`` stage by stage, with the same
     floating-point expressions for the stage levels; each stage's number of
     rejections is read off the precomputed BH levels by binary search, so the whole
-    procedure costs one sort plus O(N + stages log N).
+    procedure costs one sort plus O(N + stages log N)
+    (:func:`multitest._fdr_kernels.two_stage_sorted`).
     """
     flat, shape = as_pvalues(pvals)
     alpha = check_alpha(alpha)
@@ -60,50 +61,11 @@ def _two_stage(pvals, alpha, maxiter, *, bky: bool, method: str) -> MultitestRes
                                            bky)
         adjusted = adjusted.reshape(shape)
         return MultitestResult(reject.reshape(shape), alpha, method, 1, lambda: adjusted)
-    if maxiter is None:
-        maxiter = N
-
     ps, order = sorted_order(flat)
-    levels, bh_adjusted = bh_levels_sorted(ps)
-
-    def num_rejected(level: float) -> int:
-        return int(np.searchsorted(levels, level, side="right"))
-
-    fact = 1.0 + alpha if bky else 1.0
-    alpha_prime = alpha / fact if bky else alpha
-    # Stage 1: BH at alpha' (alpha / (1 + alpha) for BKY).
-    r = num_rejected(alpha_prime)
-    scale = 1.0
-    if 0 < r < N:
-        r_old = r
-        n0 = float(N)  # maxiter = 0: BH at alpha' with N0_hat = N
-        for it in range(maxiter):
-            # Stage 2 (and later): BH at alpha' N / N0_hat, N0_hat = N - R_previous.
-            n0 = float(N - r_old)
-            level = alpha_prime * N / n0 if n0 > 0.0 else np.inf
-            r = num_rejected(level)
-            if it >= maxiter - 1 or r == r_old:
-                break
-            r_old = r
-        scale = n0 / N
-    # else: no rejection or all rejected at stage 1; stop (BKY, Definition 6).
-
-    reject_sorted = np.arange(N) < r
-    adjusted_sorted = bh_adjusted * scale
-    if bky:
-        adjusted_sorted *= fact
-    np.minimum(adjusted_sorted, 1.0, out=adjusted_sorted)
-    # In exact arithmetic reject <=> adjusted <= alpha; enforce it bit for bit
-    # (a change of at most a few ulps where rounding disagrees).
-    fix_up = reject_sorted & (adjusted_sorted > alpha)
-    adjusted_sorted[fix_up] = alpha
-    fix_down = ~reject_sorted & (adjusted_sorted <= alpha)
-    adjusted_sorted[fix_down] = np.nextafter(alpha, 2.0)
-
     reject = np.empty(N, dtype=bool)
-    reject[order] = reject_sorted
-    adjusted = np.empty(N, dtype=np.float64)
-    adjusted[order] = adjusted_sorted
+    adjusted = np.empty(N)
+    two_stage_sorted(ps, order, alpha, -1 if maxiter is None else maxiter, bky, reject,
+                     adjusted)
     adjusted = adjusted.reshape(shape)
     return MultitestResult(reject.reshape(shape), alpha, method, 1, lambda: adjusted)
 

@@ -97,11 +97,13 @@ def smallest_alpha(code, j, N, k, extra, p):
     ``crit`` is nondecreasing in alpha, so the set of levels at which the
     comparison succeeds is an up-set and its minimum is well defined. The
     closed-form estimate is almost always the answer or one ulp from it; otherwise
-    :func:`_smallest_alpha_search` settles it.
+    :func:`_smallest_alpha_search` settles it. Šidák's critical value at level 1 is 1
+    (``log1p(-1) = -inf`` and ``expm1(-inf) = -1`` in IEEE arithmetic, C99 Annex F),
+    never below a p-value: the two library calls that would show it are skipped.
     """
     if p <= 0.0:
         return 0.0
-    if crit(code, j, N, 1.0, k, extra) < p:
+    if code != SIDAK and code != HOLM_SIDAK and crit(code, j, N, 1.0, k, extra) < p:
         return 1.0
     est = _alpha_estimate(code, j, N, k, extra, p)
     if not (est > 0.0):
@@ -323,9 +325,9 @@ def window_search(p, code, alpha, k, extra, step_up, m, width):
 
 
 @njit(cache=True, error_model="numpy")
-def step_adjusted_sorted(ps, code, k, extra, step_up, N):
+def step_adjusted_sorted(ps, code, k, extra, step_up, N, out):
     """Adjusted p-values of the ``R`` smallest of ``N`` p-values, sorted: the smallest
-    level rejecting each one.
+    level rejecting each one, written to `out` (which may be `ps`: in place).
 
     ``R = ps.shape[0]`` is ``N``, or (:func:`multitest._step._adjuster`) the number of
     hypotheses rejected below level 1: the others' adjusted p-values are 1 and do not
@@ -339,38 +341,43 @@ def step_adjusted_sorted(ps, code, k, extra, step_up, N):
     computed where it changes the running extreme ``r``: step-down, alpha_i <= r iff
     ``p_(i) <= c_i(r)``, one evaluation of the critical value, and once ``r`` is 1
     every later value is 1; step-up, alpha_i >= r iff ``p_(i) > c_i(r-)`` with ``r-``
-    the double below ``r``, and once ``r`` is 0 every earlier value is 0. The values
-    are those of the plain cumulative max (min) of every alpha_i, bit for bit.
+    the double below ``r``, and once ``r`` is 0 every earlier value is 0. Where the
+    previous alpha_i moved ``r``, the next one is computed without the test (on
+    strong signals nearly every one moves it). The values are those of the plain
+    cumulative max (min) of every alpha_i, bit for bit.
     """
     R = ps.shape[0]
-    out = np.empty(R, dtype=np.float64)
     if R == 0:
         return out
+    # where the last level moved the running extreme the next one likely does too:
+    # then alpha_i is computed at once, without the test (the same value either way)
+    moved = True
     if step_up:
         r = smallest_alpha(code, R, N, k, extra, ps[R - 1])
         out[R - 1] = r
         for i in range(R - 2, -1, -1):
-            if r > 0.0 and crit(code, i + 1, N, _below(r), k, extra) >= ps[i]:
-                r = smallest_alpha(code, i + 1, N, k, extra, ps[i])  # below r
+            if r > 0.0:
+                if moved:
+                    r_old = r
+                    r = min(r, smallest_alpha(code, i + 1, N, k, extra, ps[i]))
+                    moved = r != r_old
+                elif crit(code, i + 1, N, _below(r), k, extra) >= ps[i]:
+                    r = smallest_alpha(code, i + 1, N, k, extra, ps[i])  # below r
+                    moved = True
             out[i] = r
     else:
         r = smallest_alpha(code, 1, N, k, extra, ps[0])
         out[0] = r
         for i in range(1, R):
-            if r < 1.0 and crit(code, i + 1, N, r, k, extra) < ps[i]:
-                r = smallest_alpha(code, i + 1, N, k, extra, ps[i])  # above r
+            if r < 1.0:
+                if moved:
+                    r_old = r
+                    r = max(r, smallest_alpha(code, i + 1, N, k, extra, ps[i]))
+                    moved = r != r_old
+                elif crit(code, i + 1, N, r, k, extra) < ps[i]:
+                    r = smallest_alpha(code, i + 1, N, k, extra, ps[i])  # above r
+                    moved = True
             out[i] = r
-    return out
-
-
-@njit(cache=True, error_model="numpy")
-def step_adjusted(ps, order, out, code, k, extra, step_up):
-    """Write the adjusted p-values of the sorted ``ps`` (:func:`step_adjusted_sorted`,
-    ``N = out.shape[0]`` hypotheses) to ``out[order]``: back in the caller's order (tied
-    p-values get equal values, so the order among ties does not matter)."""
-    adjusted = step_adjusted_sorted(ps, code, k, extra, step_up, out.shape[0])
-    for i in range(order.shape[0]):
-        out[order[i]] = adjusted[i]
     return out
 
 

@@ -28,7 +28,8 @@ class MultitestResult:
         ``True`` where the null hypothesis is rejected; same shape and order as the
         p-values that were passed in. Raises ``ValueError`` if the procedure was
         called with ``alpha=None`` (adjusted p-values only): there is no level to
-        decide at.
+        decide at. The step procedures decide large families on first access (read
+        off the adjusted p-values where those were computed first).
     alpha : float or None
         The level at which the procedure was run (FWER, k-FWER or FDR level), or
         None.
@@ -64,25 +65,25 @@ class MultitestResult:
     TypeError: MultitestResult does not unpack; use its `reject` and ...
     """
 
-    _reject: np.ndarray | None
+    _reject: np.ndarray | Callable[[np.ndarray | None], np.ndarray] | None
     alpha: float | None
     method: str
     k: int = 1
     _adjust: Callable[[], np.ndarray] | None = field(default=None, repr=False)
 
-    def __post_init__(self) -> None:
-        if self._reject is not None:
-            object.__setattr__(self, "_reject", read_only(self._reject))
-
-    @property
+    @cached_property
     def reject(self) -> np.ndarray:
-        if self._reject is None:
+        decisions = self._reject
+        if decisions is None:
             raise ValueError(
                 f"`reject` needs a level: this {self.method} result was computed with "
                 "`alpha=None` (adjusted p-values only); pass `alpha` to the procedure, "
                 "or compare `pvalues_adjusted <= level`."
             )
-        return self._reject
+        if callable(decisions):  # decided on first access, from the adjusted p-values
+            # if they were computed first
+            decisions = decisions(self.__dict__.get("pvalues_adjusted"))
+        return read_only(decisions)
 
     @cached_property
     def pvalues_adjusted(self) -> np.ndarray:
@@ -112,5 +113,5 @@ class MultitestResult:
 
     def _shape(self) -> tuple[int, ...]:
         if self._reject is not None:
-            return self._reject.shape
+            return self.reject.shape
         return self.pvalues_adjusted.shape

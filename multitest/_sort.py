@@ -41,8 +41,13 @@ def sorted_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (numpy.ndarray, numpy.ndarray)
         The sorted values, bit for bit ``x[order]``, and ``order`` (int64).
     """
-    if x.shape[0] < PACKED_MIN_N:
+    N = x.shape[0]
+    if N < PACKED_MIN_N:
         return SK.small_sorted_order(x)
-    words, b, s, kmin, restore = SK.pack_keys(x)
+    # numpy allocates the large buffers (as huge pages where the system allows: a
+    # call at N = 10^6 otherwise spends milliseconds faulting pages in)
+    words = np.empty(N, dtype=np.uint64)
+    values = np.empty(N)
+    b, s, kmin, restore = SK.pack_keys(x, words)
     words.sort()  # numpy's sort of plain integers, in place
-    return SK.unpack_order(words, x, b, s, np.uint64(kmin), restore)
+    return values, SK.unpack_order(words, x, b, s, np.uint64(kmin), restore, values)

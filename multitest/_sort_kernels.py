@@ -38,8 +38,9 @@ def _bit_length(v):
 
 
 @njit(cache=True)
-def pack_keys(x):
-    """``(words, b, s, kmin, restore)`` for the sort (``x``: 1-D contiguous, N >= 1).
+def pack_keys(x, words):
+    """Write the words of the sort to ``words`` (uint64, the length of ``x``: 1-D
+    contiguous, N >= 1); return ``(b, s, kmin, restore)``.
 
     ``words[i] = ((key_i - kmin) >> s) << b | i``, with ``b`` bits for the index and
     ``s`` the fewest low key bits to drop for the rest to fit. ``restore`` counts the
@@ -59,56 +60,59 @@ def pack_keys(x):
     b = max(_bit_length(np.uint64(N - 1)), 1)
     s = max(_bit_length(kmax - kmin) - (64 - b), 0)
     shift, index_bits = np.uint64(s), np.uint64(b)
-    words = np.empty(N, dtype=np.uint64)
     for i in range(N):
         words[i] = (((_key(x[i], bits[i]) - kmin) >> shift) << index_bits) | np.uint64(i)
-    return words, b, s, kmin, restore
+    return b, s, kmin, restore
 
 
 @njit(cache=True)
-def unpack_order(words, x, b, s, kmin, restore):
-    """``(x[order], order)`` from the sorted words of :func:`pack_keys`.
+def unpack_order(words, x, b, s, kmin, restore, values):
+    """Turn the sorted words of :func:`pack_keys` into the order, in place, and write
+    the sorted values ``x[order]`` to ``values``; return ``words`` viewed as the order
+    (int64).
 
     With nothing dropped (``s == 0``) the words hold the whole keys and the values are
     rebuilt from them; otherwise they are gathered from ``x``, and a run of words that
     differ only in their index but hold values out of order (told apart by the dropped
     bits alone) is sorted again by value, stably: by insertion where short, by merge
-    sort where long, so no input costs more than O(N log N).
+    sort where long, so no input costs more than O(N log N). A run is found again from
+    the values: the word's key bits are those of its value's key.
     """
     N = words.shape[0]
     mask = np.uint64((1 << b) - 1)
     index_bits = np.uint64(b)
-    order = np.empty(N, dtype=np.int64)
-    values = np.empty(N, dtype=np.float64)
+    order = words.view(np.int64)
     if s == 0 and restore == 0:
         out = values.view(np.uint64)
         for i in range(N):
             w = words[i]
-            order[i] = np.int64(w & mask)
             k = (w >> index_bits) + kmin
             out[i] = k ^ _SIGN if k & _SIGN else ~k
-        return values, order
+            order[i] = np.int64(w & mask)
+        return order
     for i in range(N):
         o = np.int64(words[i] & mask)
         order[i] = o
         values[i] = x[o]
     if s == 0:
-        return values, order
+        return order
+    shift = np.uint64(s)
+    bits = values.view(np.uint64)
     i = 1
     while i < N:
-        if values[i] < values[i - 1]:  # only inside a run of equal (key >> s)
-            top = words[i] >> index_bits
+        if values[i] < values[i - 1]:  # only inside a run of equal (key - kmin) >> s
+            top = (_key(values[i], bits[i]) - kmin) >> shift
             lo = i - 1
-            while lo > 0 and (words[lo - 1] >> index_bits) == top:
+            while lo > 0 and (_key(values[lo - 1], bits[lo - 1]) - kmin) >> shift == top:
                 lo -= 1
             hi = i + 1
-            while hi < N and (words[hi] >> index_bits) == top:
+            while hi < N and (_key(values[hi], bits[hi]) - kmin) >> shift == top:
                 hi += 1
             _sort_run(values, order, lo, hi)
             i = hi
         else:
             i += 1
-    return values, order
+    return order
 
 
 @njit(cache=True)

@@ -23,12 +23,14 @@ from collections.abc import Callable
 
 import numpy as np
 
+from multitest import _adjust_kernels as AK
 from multitest import _kernels as K
 from multitest._result import MultitestResult
-from multitest._sort import sorted_order
+from multitest._sort import PACKED_MIN_N, sorted_order
 from multitest._validation import as_pvalues, check_alpha, raise_invalid_pvalues
 
 __all__ = [
+    "MONOTONE_CODES",
     "SMALL_N",
     "critical_values",
     "decides_in_one_step",
@@ -50,6 +52,20 @@ SMALL_N = 1024
 #: below level 1 are (:func:`_adjuster`). Not tuned: for small families the extra
 #: decision pass can cost more than the smaller sort saves.
 PARTIAL_MIN_N = 4096
+#: Largest share of the hypotheses below 1 for which only those are sorted: the passes
+#: that find them, and gathering them, cost about half of sorting them all (measured
+#: on Holm at N = 10^5: 90% of the p-values strong signals, the partial route took as
+#: long as the full sort).
+PARTIAL_MAX_SHARE = 0.5
+#: Procedures whose critical value is a product or quotient of the level and constants,
+#: so nondecreasing in the level by the monotonicity of IEEE arithmetic: for them
+#: ``reject == (adjusted <= alpha)`` follows from the adjusted p-value being the
+#: smallest double level that rejects (a hypothesis rejected at ``alpha`` is rejected
+#: at every higher level), so once the adjusted p-values are known the decisions are
+#: read off them instead of made by the passes. Šidák's critical values go through
+#: ``log1p`` and ``expm1``, whose monotonicity is the C library's: their decisions are
+#: always made by the passes.
+MONOTONE_CODES = frozenset({K.BONFERRONI, K.STEPDOWN_K, K.BH, K.BY})
 #: The largest double below 1: rejected at it <=> adjusted p-value below 1.
 _BELOW_ONE = float(np.nextafter(1.0, 0.0))
 #: Passes of the iteration inside the small-input kernel before it gives up. A pass
@@ -60,6 +76,7 @@ SMALL_PASSES = 32
 
 _NO_BOOL = np.empty(0, dtype=bool)
 _NO_FLOAT = np.empty(0)
+_NO_INT = np.empty(0, dtype=np.int64)
 
 
 def critical_values(code: int, N: int, alpha: float, k: int,
@@ -121,7 +138,14 @@ def iterate_rank(first: int, sweep: Callable[[int, int], int], N: int,
 def run_step_procedure(pvals, alpha, *, code: int, method: str, k: int = 1,
                        extra: float = 0.0, step_up: bool = False,
                        single_step: bool = False) -> MultitestResult:
-    """Validate, compute the decisions without sorting, attach lazy adjusted p-values."""
+    """Validate, attach the decisions and the adjusted p-values.
+
+    Single-step procedures and small inputs decide now (in the validating pass, or in
+    one kernel call); step procedures on large inputs decide on first access of
+    ``reject``, by the passes, or, if the adjusted p-values were computed first and the
+    critical values are monotone in the level (:data:`MONOTONE_CODES`), by comparing
+    those with `alpha`. Invalid p-values are refused now, either way.
+    """
     alpha = check_alpha(alpha)
     flat, shape = as_pvalues(pvals, check_values=False)
     N = flat.size
@@ -132,79 +156,129 @@ def run_step_procedure(pvals, alpha, *, code: int, method: str, k: int = 1,
     if N <= SMALL_N:
         return _run_small(flat, shape, alpha, code, method, k, extra, step_up, single_step,
                           one_step)
-    # the adjusted p-values are computed later: own the data, copied in the first
-    # pass that writes decisions
+    # the adjusted p-values (and a step procedure's decisions) are computed later: own
+    # the data, copied in the first pass
     own = np.empty(N) if np.may_share_memory(flat, np.asarray(pvals)) else _NO_FLOAT
-    reject = np.empty(N, dtype=bool)
-
     crit = critical_values(code, N, alpha, k, extra)
-    src, pending = flat, own
-
-    def sweep(j: int, nxt: int) -> int:
-        nonlocal src, pending
-        count, _ = K.sweep(src, crit(j), crit(nxt), reject, pending)
-        if pending.size:
-            src, pending = pending, _NO_FLOAT
-        return count
-
+    data = flat if own.size == 0 else own
+    adjust = _adjuster(data, shape, code, k, extra, step_up, single_step)
     if one_step:
+        reject = np.empty(N, dtype=bool)
         _, invalid = K.sweep(flat, crit(1), -1.0, reject, own)
         if invalid:
             raise_invalid_pvalues(flat)
-    else:
-        first, invalid = K.sweep(flat, -1.0, crit(N if step_up else 1), _NO_BOOL, _NO_FLOAT)
-        if invalid:
-            raise_invalid_pvalues(flat)
-        R, m, delta, decided = iterate_rank(first, sweep, N, step_up)
-        if R is None:
-            R = K.window_search(src, code, alpha, k, extra, step_up, m,
-                                max(4 * delta, MIN_WINDOW))
-        if decided != R:
-            sweep(R, 0)
-    data = flat if own.size == 0 else own
-    return MultitestResult(reject.reshape(shape), alpha, method, k,
-                           _adjuster(data, shape, code, k, extra, step_up, single_step))
+        return MultitestResult(reject.reshape(shape), alpha, method, k, adjust)
+    first, invalid = K.sweep(flat, -1.0, crit(N if step_up else 1), _NO_BOOL, own)
+    if invalid:
+        raise_invalid_pvalues(flat)
+
+    def decide(adjusted: np.ndarray | None) -> np.ndarray:
+        if adjusted is not None and code in MONOTONE_CODES:
+            return adjusted <= alpha  # the same decisions, exactly (see MONOTONE_CODES)
+        return _decide(data, first, crit, code, alpha, k, extra, step_up).reshape(shape)
+
+    return MultitestResult(decide, alpha, method, k, adjust)
+
+
+def _decide(data: np.ndarray, first: int, crit: Callable[[int], float], code: int,
+            alpha: float, k: int, extra: float, step_up: bool) -> np.ndarray:
+    """The decisions of a step procedure in a few passes, without a sort: the
+    fixed-point iteration from ``first`` (C(1), or C(N) if `step_up`), finished where
+    it settles slowly by the window search."""
+    N = data.shape[0]
+    reject = np.empty(N, dtype=bool)
+
+    def sweep(j: int, nxt: int) -> int:
+        count, _ = K.sweep(data, crit(j), crit(nxt), reject, _NO_FLOAT)
+        return count
+
+    R, m, delta, decided = iterate_rank(first, sweep, N, step_up)
+    if R is None:
+        R = K.window_search(data, code, alpha, k, extra, step_up, m,
+                            max(4 * delta, MIN_WINDOW))
+    if decided != R:
+        sweep(R, 0)
+    return reject
 
 
 def _adjuster(data, shape, code, k, extra, step_up, single_step) -> Callable[[], np.ndarray]:
     """The lazy adjusted p-values: a single-step procedure needs no order (and compiles
-    no sort), a step procedure one stable sort of the p-values whose adjusted p-value
-    is below 1.
+    no sort), a step procedure one stable sort of the p-values, or for a step-down
+    procedure of those whose adjusted p-value is below 1.
 
     Those are the hypotheses rejected at the double below 1 (``reject == (adjusted <=
     alpha)`` at every level), found by the passes without a sort; the others' adjusted
-    p-values are 1. Above :data:`PARTIAL_MIN_N` hypotheses only the rejected ones are
-    sorted: Holm's adjusted p-value ``min(1, (N - j + 1) p_(j))`` reaches 1 early
-    unless most hypotheses are false, so the sort, most of the cost, often shrinks to
-    a few per cent of N.
+    p-values are 1. Above :data:`PARTIAL_MIN_N` hypotheses a step-down procedure sorts
+    only the rejected ones, if they are at most :data:`PARTIAL_MAX_SHARE` of all:
+    Holm's adjusted p-value ``min(1, (N - j + 1) p_(j))`` reaches 1 early unless most
+    hypotheses are false, so the sort, most of the cost, often shrinks to a few per
+    cent of N. A step-up procedure's adjusted p-values are
+    all below 1 unless some p-values are (close to) 1, so it sorts them all without
+    that extra pass.
     """
 
     def adjust() -> np.ndarray:
         N = data.shape[0]
         if single_step:
+            if code == K.BONFERRONI:  # vectorised
+                return AK.bonferroni_adjusted(data, k).reshape(shape)
             return K.single_step_adjusted(data, code, k, extra).reshape(shape)
-        if N > PARTIAL_MIN_N:
-            below_one = run_step_procedure(data, _BELOW_ONE, code=code, method="", k=k,
-                                           extra=extra, step_up=step_up).reject
-            positions = np.flatnonzero(below_one)
-            if positions.size < N:
-                ps, order = sorted_order(data[positions])
-                out = np.ones(N)
-                return K.step_adjusted(ps, positions[order], out, code, k, extra,
-                                       step_up).reshape(shape)
+        if N < PACKED_MIN_N:  # one kernel call: the same steps without Python's cost
+            return AK.small_step_adjusted(data, code, k, extra, step_up).reshape(shape)
+        if N > PARTIAL_MIN_N and not step_up:
+            crit = critical_values(code, N, _BELOW_ONE, k, extra)
+            # C(1) at the double below 1: a lower bound on the number below 1
+            first, _ = K.sweep(data, -1.0, crit(1), _NO_BOOL, _NO_FLOAT)
+            if first <= PARTIAL_MAX_SHARE * N:
+                below_one = _decide(data, first, crit, code, _BELOW_ONE, k, extra, False)
+                positions = np.flatnonzero(below_one)
+                if positions.size <= PARTIAL_MAX_SHARE * N:
+                    ps, order = sorted_order(data[positions])
+                    return adjusted_from_sorted(ps, order, data, positions, np.ones(N),
+                                                code, k, extra, step_up).reshape(shape)
         ps, order = sorted_order(data)
-        return K.step_adjusted(ps, order, np.empty(N), code, k, extra,
-                               step_up).reshape(shape)
+        return adjusted_from_sorted(ps, order, data, _NO_INT, np.empty(N), code, k, extra,
+                                    step_up).reshape(shape)
 
     return adjust
+
+
+def adjusted_from_sorted(ps: np.ndarray, order: np.ndarray, data: np.ndarray,
+                         positions: np.ndarray, out: np.ndarray, code: int, k: int,
+                         extra: float, step_up: bool) -> np.ndarray:
+    """Adjusted p-values of the sorted ``ps = data[positions][order]`` (``data[order]``
+    if `positions` is empty), the first R of ``N = out.shape[0]`` hypotheses (the
+    others' are 1, already in `out`), written to ``out[positions[order]]``
+    (``out[order]``); returns `out`. ``ps`` is overwritten.
+
+    Two loops: every hypothesis's own level (vectorised, one kernel per critical
+    value, written over ``ps``), then the running extreme, scattered back. Šidák's
+    critical values cost two library calls each: there the own level is computed only
+    where it moves the running extreme (:func:`multitest._kernels.step_adjusted_sorted`).
+    """
+    own = AK.OWN_LEVELS.get(code)
+    N = out.shape[0]
+    if own is None:
+        levels = K.step_adjusted_sorted(ps, code, k, extra, step_up, N, ps)
+    else:
+        levels = own(ps, N, k, extra, ps)
+    return AK.scatter_running_extreme(levels, data, order, positions, out, code, k, extra,
+                                      step_up)
 
 
 def _run_small(flat, shape, alpha, code, method, k, extra, step_up, single_step, one_step):
     """The small-input path: decisions in one kernel call, adjusted p-values in another.
 
     Exactly the results of the pass-based path (same critical values, same
-    comparisons); only the fixed cost per call differs.
+    comparisons); only the fixed cost per call differs. Bonferroni's adjusted p-values
+    cost less than a second call: they come with the decisions.
     """
+    if code == K.BONFERRONI and single_step:
+        reject, adjusted, valid = AK.small_bonferroni(flat, alpha, k)
+        if not valid:
+            raise_invalid_pvalues(flat)
+        adjusted = adjusted.reshape(shape)
+        return MultitestResult(reject.reshape(shape), alpha, method, k, lambda: adjusted)
     reject, data, decided = K.small_decide(flat, code, alpha, k, extra, step_up, one_step,
                                            SMALL_PASSES)
     if not decided:

@@ -87,6 +87,9 @@ def as_pvalues(pvals, name: str = "pvals", *,
     caller's kernel then validates in its own pass), ``ValueError`` for NaN or values
     outside [0, 1]. The flat array may be a view of the caller's data.
     """
+    if (type(pvals) is np.ndarray and pvals.dtype == np.float64 and pvals.ndim == 1
+            and pvals.flags.c_contiguous and not check_values):  # the common case, fast
+        return pvals, pvals.shape
     arr = as_array(pvals, name)
     if arr.dtype.kind not in "fiu":
         raise TypeError(
