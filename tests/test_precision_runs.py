@@ -24,6 +24,7 @@ from smoothing.runs import RunConfig
 from smoothing.runs._checks import FORMAT, FORMAT_VERSION, digest
 from smoothing.runs.config import OMITTED_AT_DEFAULT
 from smoothing.runs.config import PRECISION_NAMES as RUN_PRECISIONS
+from tests.test_cli import _labels
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -81,14 +82,6 @@ def _seen() -> list:
 
 def certify(out: Path, *extra: str) -> int:
     return main(["certify", *ARGS, *extra, "--out", str(out)])
-
-
-def _labels(out: Path) -> dict[str, dict[str, np.ndarray]]:
-    arrays = {}
-    for path in sorted((out / "labels").glob("*.npz")):
-        with np.load(path) as z:
-            arrays[path.name] = {k: z[k] for k in z.files}
-    return arrays
 
 
 def _config(out: Path) -> dict:
