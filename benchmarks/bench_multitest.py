@@ -88,21 +88,22 @@ def run(sizes, ns, repeat, hommel_sizes):
             pv = mt.binomial_pvalues(counts, n, tau)
             t_sm_holm, t_sm_holm_gc = sm_times(
                 lambda p=pv: sm_multipletests(p, alpha, method="holm"))
-            t_holm = best_time(lambda p=pv: mt.holm(p, alpha), repeat)
+            t_holm = best_time(lambda p=pv: mt.holm(p, alpha).reject, repeat)
             add("holm (decisions)", N, n, t_holm, "statsmodels holm", t_sm_holm, t_sm_holm_gc)
-            t_holm_adj = best_time(lambda p=pv: mt.holm(p, alpha).pvalues_adjusted, repeat)
+            t_holm_adj = best_time(lambda p=pv: _both(mt.holm(p, alpha)), repeat)
             add("holm (decisions + adjusted)", N, n, t_holm_adj, "statsmodels holm", t_sm_holm,
                 ref_gc=t_sm_holm_gc)
             t_sm_bonf = best_time(
                 lambda p=pv: sm_multipletests(p, alpha, method="bonferroni"), repeat)
-            add("bonferroni", N, n, best_time(lambda p=pv: mt.bonferroni(p, alpha), repeat),
+            add("bonferroni", N, n, best_time(lambda p=pv: mt.bonferroni(p, alpha).reject, repeat),
                 "statsmodels bonferroni", t_sm_bonf)
             k = max(2, N // 1000)
             add("lehmann_romano (k=N/1000)", N, n,
-                best_time(lambda p=pv, k=k: mt.lehmann_romano(p, alpha, k=k), repeat),
+                best_time(lambda p=pv, k=k: mt.lehmann_romano(p, alpha, k=k).reject, repeat),
                 "numpy sort-based", best_time(
                     lambda p=pv, k=k: lehmann_romano_numpy(p, alpha, k), repeat))
-            t_end = best_time(lambda c=counts, n=n: mt.certify_counts(c, n, tau, alpha), repeat)
+            t_end = best_time(lambda c=counts, n=n: mt.certify_counts(c, n, tau, alpha).reject,
+                              repeat)
             t_ref_end, t_ref_end_gc = sm_times(lambda c=counts, n=n: sm_multipletests(
                 stats.binom.sf(c - 1, n, tau), alpha, method="holm"))
             add("counts -> holm (end to end)", N, n, t_end, "binom.sf + statsmodels", t_ref_end,
@@ -203,6 +204,12 @@ def targets_markdown(rows) -> str:
     return "\n".join(lines)
 
 
+def _both(result):
+    """Read a result's decisions and adjusted p-values, as statsmodels returns both
+    (the step procedures decide large families on first access)."""
+    return result.pvalues_adjusted, result.reject
+
+
 @contextlib.contextmanager
 def statsmodels_without_gc():
     """statsmodels' Holm calls ``gc.collect()`` on every call (tens of ms in a big
@@ -259,12 +266,12 @@ def run_small(sizes=SMALL_SIZES):
         tasks = []
         for name, sm_name in SM_PAIRS:
             f = getattr(mt, name)
-            tasks.append((name, lambda f=f, p=p: f(p, alpha),
-                          lambda f=f, p=p: f(p, alpha).pvalues_adjusted,
+            tasks.append((name, lambda f=f, p=p: f(p, alpha).reject,
+                          lambda f=f, p=p: _both(f(p, alpha)),
                           lambda m=sm_name, p=p: sm_multipletests(p, alpha, method=m)))
         tasks.append(("certify_counts (holm)",
-                      lambda c=counts: mt.certify_counts(c, n, tau, alpha),
-                      lambda c=counts: mt.certify_counts(c, n, tau, alpha).pvalues_adjusted,
+                      lambda c=counts: mt.certify_counts(c, n, tau, alpha).reject,
+                      lambda c=counts: _both(mt.certify_counts(c, n, tau, alpha)),
                       lambda c=counts: sm_multipletests(stats.binom.sf(c - 1, n, tau), alpha,
                                                         method="holm")))
         for task, ours, ours_adj, ref in tasks:
@@ -290,9 +297,9 @@ def run_cutover(sizes=(256, 512, 1024, 2048, 4096, 8192, 16384)):
             for name in ("holm", "hochberg", "benjamini_hochberg", "holm_sidak"):
                 f = getattr(mt, name)
                 _step.SMALL_N = 1 << 62
-                t_small = micro_time(lambda f=f, p=p: f(p, 0.05))
+                t_small = micro_time(lambda f=f, p=p: f(p, 0.05).reject)
                 _step.SMALL_N = 0
-                t_pass = micro_time(lambda f=f, p=p: f(p, 0.05))
+                t_pass = micro_time(lambda f=f, p=p: f(p, 0.05).reject)
                 rows.append((name, N, t_small, t_pass))
                 print(f"cut-over {name:<20} N={N:>6}  fused {fmt(t_small):>9}  passes "
                       f"{fmt(t_pass):>9}  passes/fused {t_pass / t_small:5.2f}", flush=True)
@@ -348,7 +355,7 @@ def run_worst_case(N=2_097_152, repeat=5):
     pass and the window search ranks every p-value."""
     alpha = 0.001
     pc = np.random.default_rng(0).permutation(alpha / (N - np.arange(N)))
-    t_ours = best_time(lambda: mt.holm(pc, alpha), repeat)
+    t_ours = best_time(lambda: mt.holm(pc, alpha).reject, repeat)
     t_gc = best_time(lambda: sm_multipletests(pc, alpha, method="holm"), 3)
     with statsmodels_without_gc():
         t_nogc = best_time(lambda: sm_multipletests(pc, alpha, method="holm"), 3)
@@ -412,7 +419,7 @@ def run_adjusted(sizes=ADJ_SIZES, rounds: int = ADJ_ROUNDS, kinds=(("uniform^4",
             p = adjusted_data(kind, N, rng)
             for name, sm_name in ADJ_PAIRS:
                 f = getattr(mt, name)
-                ours = lambda f=f, p=p: f(p, alpha).pvalues_adjusted  # noqa: E731
+                ours = lambda f=f, p=p: _both(f(p, alpha))  # noqa: E731
                 adapter = lambda m=sm_name, p=p: mt.multipletests(p, alpha, method=m)  # noqa: E731
                 q, scale, note = p, 1.0, ""
                 if sm_name == "hommel" and N > HOMMEL_SM_MAX:
